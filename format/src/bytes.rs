@@ -136,5 +136,7 @@ pub(crate) fn pack_bools(values: &[bool]) -> Vec<u8> {
 }
 
 pub(crate) fn unpack_bools(data: &[u8], count: usize) -> Vec<bool> {
-    (0..count).map(|i| (data[i / 8] >> (i % 8)) & 1 == 1).collect()
+    (0..count)
+        .map(|i| (data[i / 8] >> (i % 8)) & 1 == 1)
+        .collect()
 }

@@ -242,8 +242,9 @@ impl Header {
                 length,
             });
         }
-        let dtype = DataType::from_code(dtype_code)
-            .ok_or_else(|| FormatError::BadHeader(format!("unknown data type code {dtype_code}")))?;
+        let dtype = DataType::from_code(dtype_code).ok_or_else(|| {
+            FormatError::BadHeader(format!("unknown data type code {dtype_code}"))
+        })?;
         let header = Header {
             dims,
             scales,
@@ -274,7 +275,10 @@ impl Header {
             });
         }
         if self.scales == 0 || self.scales > MAX_SCALES {
-            return bad(format!("scale count {} not in 1..={MAX_SCALES}", self.scales));
+            return bad(format!(
+                "scale count {} not in 1..={MAX_SCALES}",
+                self.scales
+            ));
         }
         if self.block.iter().any(|&b| b == 0 || b > MAX_BLOCK_EDGE) {
             return bad(format!(
@@ -335,7 +339,10 @@ impl Header {
                         ));
                     }
                     if e.level != 0 {
-                        return bad(format!("section {i} is not a scale but has level {}", e.level));
+                        return bad(format!(
+                            "section {i} is not a scale but has level {}",
+                            e.level
+                        ));
                     }
                 }
             }

@@ -141,7 +141,8 @@ impl StreamReader {
                 if self.available() < total {
                     return Ok(Event::NeedMore);
                 }
-                let header = Header::parse(&self.buf[self.start..self.start + total], &self.limits)?;
+                let header =
+                    Header::parse(&self.buf[self.start..self.start + total], &self.limits)?;
                 self.consume(total);
                 self.state = if header.sections.is_empty() {
                     State::Done

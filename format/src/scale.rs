@@ -90,7 +90,10 @@ impl ScaleSection {
         let bad = |m: String| Err(FormatError::Invalid(m));
         check_architecture(&self.arch)?;
         if self.level >= header.scales {
-            return bad(format!("level {} but only {} scales", self.level, header.scales));
+            return bad(format!(
+                "level {} but only {} scales",
+                self.level, header.scales
+            ));
         }
         let blocks = block_count(header, self.level);
         if self.occupancy.len() != blocks {
@@ -111,7 +114,10 @@ impl ScaleSection {
             return bad(format!("block assigned to MLP {m} of {}", self.n_mlps));
         }
         if self.n_mlps as usize > occupied.max(1) {
-            return bad(format!("{} MLPs for {occupied} occupied blocks", self.n_mlps));
+            return bad(format!(
+                "{} MLPs for {occupied} occupied blocks",
+                self.n_mlps
+            ));
         }
         let expect = |t: &Tensor, len: usize, what: &str| -> Result<(), FormatError> {
             t.validate(what)?;
@@ -196,12 +202,16 @@ impl ScaleSection {
     ) -> Result<(ScaleSection, SectionBreakdown), FormatError> {
         let mut r = ByteReader::new(payload);
         let at = |r: &ByteReader, e: FormatError| match e {
-            FormatError::Invalid(m) => FormatError::Invalid(format!("{m} (near offset {})", r.position())),
+            FormatError::Invalid(m) => {
+                FormatError::Invalid(format!("{m} (near offset {})", r.position()))
+            }
             other => other,
         };
         let model = r.u8("model kind")?;
         if model != MODEL_SIREN {
-            return Err(FormatError::Invalid(format!("unknown block model kind {model}")));
+            return Err(FormatError::Invalid(format!(
+                "unknown block model kind {model}"
+            )));
         }
         let level = r.u8("level")?;
         if level != expected_level {
@@ -268,8 +278,14 @@ impl ScaleSection {
         }
         let mut budget = limits.max_decoded_section_bytes;
         let mut sizes = StreamSizes::default();
-        let raw = read_stream(&mut r, Component::Occupancy, blocks.div_ceil(8), &mut budget, &mut sizes)
-            .map_err(|e| at(&r, e))?;
+        let raw = read_stream(
+            &mut r,
+            Component::Occupancy,
+            blocks.div_ceil(8),
+            &mut budget,
+            &mut sizes,
+        )
+        .map_err(|e| at(&r, e))?;
         let occupancy = unpack_bools(&raw, blocks);
         let count = occupancy.iter().filter(|&&b| b).count();
         if count != occupied {
@@ -278,8 +294,14 @@ impl ScaleSection {
             )));
         }
         let width = assignment_width(n_mlps);
-        let raw = read_stream(&mut r, Component::Assignment, occupied * width, &mut budget, &mut sizes)
-            .map_err(|e| at(&r, e))?;
+        let raw = read_stream(
+            &mut r,
+            Component::Assignment,
+            occupied * width,
+            &mut budget,
+            &mut sizes,
+        )
+        .map_err(|e| at(&r, e))?;
         let assignment: Vec<u32> = raw
             .chunks_exact(width)
             .map(|c| {
@@ -289,7 +311,9 @@ impl ScaleSection {
             })
             .collect();
         if let Some(&a) = assignment.iter().find(|&&a| a >= n_mlps) {
-            return Err(FormatError::Invalid(format!("block assigned to MLP {a} of {n_mlps}")));
+            return Err(FormatError::Invalid(format!(
+                "block assigned to MLP {a} of {n_mlps}"
+            )));
         }
         let mut breakdown = SectionBreakdown {
             framing: r.position() as u64,
@@ -301,7 +325,11 @@ impl ScaleSection {
             Ok::<Tensor, FormatError>(t)
         };
         let ranges = read_tensor(&mut r, occupied * 2, &mut breakdown.ranges)?;
-        let latents = read_tensor(&mut r, occupied * latent_dim as usize, &mut breakdown.latents)?;
+        let latents = read_tensor(
+            &mut r,
+            occupied * latent_dim as usize,
+            &mut breakdown.latents,
+        )?;
         let mut layers = Vec::new();
         for (i, o) in arch.layer_shapes() {
             let weights = read_tensor(&mut r, n_mlps as usize * i * o, &mut breakdown.weights)?;
@@ -373,7 +401,10 @@ fn check_architecture(arch: &Architecture) -> Result<(), FormatError> {
         )));
     }
     if !arch.omega0.is_finite() {
-        return Err(FormatError::Invalid(format!("omega0 {} is not finite", arch.omega0)));
+        return Err(FormatError::Invalid(format!(
+            "omega0 {} is not finite",
+            arch.omega0
+        )));
     }
     Ok(())
 }

@@ -153,7 +153,10 @@ fn decompress(coded: &[u8], len: usize) -> Result<Vec<u8>, String> {
         .read_to_end(&mut out)
         .map_err(|e| format!("zstd decode failed: {e}"))?;
     if out.len() != len {
-        return Err(format!("zstd frame decodes to {} bytes, expected {len}", out.len()));
+        return Err(format!(
+            "zstd frame decodes to {} bytes, expected {len}",
+            out.len()
+        ));
     }
     Ok(out)
 }

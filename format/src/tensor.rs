@@ -75,7 +75,10 @@ impl Tensor {
     pub fn dense(&self) -> Vec<f32> {
         let kept: Vec<f32> = match &self.values {
             TensorValues::F32(v) => v.clone(),
-            TensorValues::F16(v) => v.iter().map(|&h| half::f16::from_bits(h).to_f32()).collect(),
+            TensorValues::F16(v) => v
+                .iter()
+                .map(|&h| half::f16::from_bits(h).to_f32())
+                .collect(),
             TensorValues::Codebook {
                 codebook, indices, ..
             } => indices.iter().map(|&i| codebook[i as usize]).collect(),
@@ -173,7 +176,9 @@ impl Tensor {
         r.u8("reserved")?;
         let cb_len = r.u32("codebook length")? as usize;
         if masked > 1 {
-            return Err(FormatError::Invalid(format!("mask flag {masked} is not 0 or 1")));
+            return Err(FormatError::Invalid(format!(
+                "mask flag {masked} is not 0 or 1"
+            )));
         }
         let mask = if masked == 1 {
             let raw = read_stream(r, Component::Mask, len.div_ceil(8), budget, sizes)?;
@@ -232,7 +237,11 @@ impl Tensor {
                     indices,
                 }
             }
-            k => return Err(FormatError::Invalid(format!("unknown tensor value kind {k}"))),
+            k => {
+                return Err(FormatError::Invalid(format!(
+                    "unknown tensor value kind {k}"
+                )))
+            }
         };
         Ok(Tensor { mask, values })
     }

@@ -89,7 +89,9 @@ impl ArchiveWriter {
     /// Adds an optional section of any non-scale kind, after all scales.
     pub fn add_optional(&mut self, kind: SectionKind, bytes: Vec<u8>) -> Result<(), FormatError> {
         if kind == SectionKind::Scale {
-            return Err(FormatError::Invalid("use add_scale for scale sections".into()));
+            return Err(FormatError::Invalid(
+                "use add_scale for scale sections".into(),
+            ));
         }
         if self.scales_written() != self.header.scales {
             return Err(FormatError::Invalid(format!(

@@ -76,7 +76,10 @@ fn every_truncation_point() {
             .filter(|e| e.offset + e.length <= cut as u64 && cut >= header_len)
             .count();
         assert_eq!(delivered, (0..complete).collect::<Vec<_>>(), "cut {cut}");
-        assert!(matches!(end, Err(FormatError::Truncated(_))), "cut {cut}: {end:?}");
+        assert!(
+            matches!(end, Err(FormatError::Truncated(_))),
+            "cut {cut}: {end:?}"
+        );
     }
 }
 
@@ -105,7 +108,10 @@ fn random_bit_flips() {
             .iter()
             .position(|e| (first as u64) < e.offset + e.length && first as u64 >= e.offset);
         let (delivered, end) = stream_all(&damaged);
-        assert!(end.is_err(), "trial {trial}: damage at {first} not detected");
+        assert!(
+            end.is_err(),
+            "trial {trial}: damage at {first} not detected"
+        );
         match hit {
             None => assert!(delivered.is_empty(), "trial {trial}: header damage"),
             Some(h) => {
@@ -117,7 +123,8 @@ fn random_bit_flips() {
                     assert_eq!(a.sections[i], full.sections[i]);
                 }
                 if h > 0 {
-                    let vol = decode(&a.header, &a.usable_scales(), Some(scales_ok(&a) as u8)).unwrap();
+                    let vol =
+                        decode(&a.header, &a.usable_scales(), Some(scales_ok(&a) as u8)).unwrap();
                     assert_eq!(vol.dims, [20, 17, 12, 2]);
                     decoded_after_damage += 1;
                 }
@@ -147,7 +154,8 @@ fn lying_sections_with_valid_checksums() {
         // Re-sign every section so only the contents are wrong.
         let mut header = full.header.clone();
         for e in &mut header.sections {
-            e.checksum = crc32fast::hash(&damaged[e.offset as usize..(e.offset + e.length) as usize]);
+            e.checksum =
+                crc32fast::hash(&damaged[e.offset as usize..(e.offset + e.length) as usize]);
         }
         damaged[..header_len].copy_from_slice(&header.to_bytes());
         let a = Archive::read(&damaged, &Limits::default()).unwrap();
@@ -184,10 +192,19 @@ fn huge_header_refused_without_allocating() {
     // A section table claiming too many sections is refused from the fixed header alone.
     let mut fixed = bytes[..FIXED_HEADER_LEN].to_vec();
     fixed[72..76].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert!(matches!(Header::peek_section_count(&fixed), Err(FormatError::TooLarge { .. })));
+    assert!(matches!(
+        Header::peek_section_count(&fixed),
+        Err(FormatError::TooLarge { .. })
+    ));
     // A configurable voxel limit.
-    let small = Limits { max_voxels: 100, ..Limits::default() };
-    assert!(matches!(Archive::read(&bytes, &small), Err(FormatError::TooLarge { .. })));
+    let small = Limits {
+        max_voxels: 100,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        Archive::read(&bytes, &small),
+        Err(FormatError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -195,6 +212,12 @@ fn not_an_archive() {
     let mut reader = StreamReader::new(Limits::default());
     reader.feed(b"\x89PNG");
     assert_eq!(reader.poll(), Err(FormatError::BadMagic));
-    assert_eq!(Archive::read(b"hello world", &Limits::default()).unwrap_err(), FormatError::BadMagic);
-    assert!(matches!(Archive::read(b"", &Limits::default()), Err(FormatError::Truncated(_))));
+    assert_eq!(
+        Archive::read(b"hello world", &Limits::default()).unwrap_err(),
+        FormatError::BadMagic
+    );
+    assert!(matches!(
+        Archive::read(b"", &Limits::default()),
+        Err(FormatError::Truncated(_))
+    ));
 }

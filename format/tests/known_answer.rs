@@ -3,8 +3,8 @@
 
 use strata_format::decode::upsample;
 use strata_format::{
-    decode, Architecture, Archive, ArchiveWriter, Codec, DataType, LayerParams, Limits, ScaleSection,
-    Tensor, VolumeInfo,
+    decode, Architecture, Archive, ArchiveWriter, Codec, DataType, LayerParams, Limits,
+    ScaleSection, Tensor, VolumeInfo,
 };
 
 fn info(dims: [u32; 4], scales: u8, block: [u16; 3]) -> VolumeInfo {
@@ -41,7 +41,11 @@ fn siren_f64(layers: &[(Vec<f64>, Vec<f64>)], omega0: f64, input: &[f64]) -> f64
             for (i, &hi) in h.iter().enumerate() {
                 acc += hi * w[i * outs + o];
             }
-            *n = if l + 1 < layers.len() { (omega0 * acc).sin() } else { acc };
+            *n = if l + 1 < layers.len() {
+                (omega0 * acc).sin()
+            } else {
+                acc
+            };
         }
         h = next;
     }
@@ -64,7 +68,9 @@ fn one_block_siren_by_hand() {
         hidden: vec![3, 2],
         omega0: 3.0,
     };
-    let w0: Vec<f32> = (0..15).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.07).collect();
+    let w0: Vec<f32> = (0..15)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.07)
+        .collect();
     let b0 = vec![0.1, -0.2, 0.05];
     let w1: Vec<f32> = (0..6).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.11).collect();
     let b1 = vec![0.02, -0.3];
@@ -83,9 +89,18 @@ fn one_block_siren_by_hand() {
         ranges: Tensor::f32(vec![lo, hi]),
         latents: Tensor::f32(latent.clone()),
         layers: vec![
-            LayerParams { weights: Tensor::f32(w0.clone()), biases: Tensor::f32(b0.clone()) },
-            LayerParams { weights: Tensor::f32(w1.clone()), biases: Tensor::f32(b1.clone()) },
-            LayerParams { weights: Tensor::f32(w2.clone()), biases: Tensor::f32(b2.clone()) },
+            LayerParams {
+                weights: Tensor::f32(w0.clone()),
+                biases: Tensor::f32(b0.clone()),
+            },
+            LayerParams {
+                weights: Tensor::f32(w1.clone()),
+                biases: Tensor::f32(b1.clone()),
+            },
+            LayerParams {
+                weights: Tensor::f32(w2.clone()),
+                biases: Tensor::f32(b2.clone()),
+            },
         ],
     };
     let vol = roundtrip(&info, &[section]);
@@ -93,12 +108,22 @@ fn one_block_siren_by_hand() {
     assert_eq!(vol.dtype, DataType::I16);
     assert_eq!(vol.spacing, [0.5, 0.5, 2.0, 1.0]);
     let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    let layers = vec![(f64s(&w0), f64s(&b0)), (f64s(&w1), f64s(&b1)), (f64s(&w2), f64s(&b2))];
+    let layers = vec![
+        (f64s(&w0), f64s(&b0)),
+        (f64s(&w1), f64s(&b1)),
+        (f64s(&w2), f64s(&b2)),
+    ];
     let mut worst = 0f64;
     for z in 0..3 {
         for y in 0..4 {
             for x in 0..5 {
-                let input = [coord(x, 5), coord(y, 4), coord(z, 3), latent[0] as f64, latent[1] as f64];
+                let input = [
+                    coord(x, 5),
+                    coord(y, 4),
+                    coord(z, 3),
+                    latent[0] as f64,
+                    latent[1] as f64,
+                ];
                 let yv = siren_f64(&layers, 3.0, &input);
                 let norm = lo as f64 + (yv + 1.0) / 2.0 * (hi - lo) as f64;
                 let expect = -10.0 + norm * 40.0;
@@ -112,7 +137,11 @@ fn one_block_siren_by_hand() {
 
 /// A constant MLP: all weights zero, so the output is its bias.
 fn constant_scale(level: u8, occupancy: Vec<bool>, value: f32) -> ScaleSection {
-    let arch = Architecture { latent_dim: 1, hidden: vec![4], omega0: 30.0 };
+    let arch = Architecture {
+        latent_dim: 1,
+        hidden: vec![4],
+        omega0: 30.0,
+    };
     let occupied = occupancy.iter().filter(|&&b| b).count();
     ScaleSection {
         level,
@@ -124,8 +153,14 @@ fn constant_scale(level: u8, occupancy: Vec<bool>, value: f32) -> ScaleSection {
         ranges: Tensor::f32([value - 1.0, value + 1.0].repeat(occupied)),
         latents: Tensor::f32(vec![0.7; occupied]),
         layers: vec![
-            LayerParams { weights: Tensor::f32(vec![0.0; 4 * 4]), biases: Tensor::f32(vec![0.0; 4]) },
-            LayerParams { weights: Tensor::f32(vec![0.0; 4]), biases: Tensor::f32(vec![0.0]) },
+            LayerParams {
+                weights: Tensor::f32(vec![0.0; 4 * 4]),
+                biases: Tensor::f32(vec![0.0; 4]),
+            },
+            LayerParams {
+                weights: Tensor::f32(vec![0.0; 4]),
+                biases: Tensor::f32(vec![0.0]),
+            },
         ],
     }
 }
@@ -156,7 +191,10 @@ fn two_scales_constant_coarse() {
                     let norm = 0.25 + if inside { 0.5 } else { 0.0 };
                     let expect = -10.0 + norm * 40.0;
                     let got = vol.data[vol.index(x, y, z, t)];
-                    assert!((got - expect).abs() < 1e-4, "({x},{y},{z},{t}): {got} vs {expect}");
+                    assert!(
+                        (got - expect).abs() < 1e-4,
+                        "({x},{y},{z},{t}): {got} vs {expect}"
+                    );
                 }
             }
         }
@@ -167,9 +205,13 @@ fn two_scales_constant_coarse() {
 fn upsample_matches_definition() {
     let cd = [3usize, 2, 2, 2];
     let fd = [6usize, 3, 4, 3];
-    let coarse: Vec<f32> = (0..cd.iter().product::<usize>()).map(|i| (i * i % 13) as f32).collect();
+    let coarse: Vec<f32> = (0..cd.iter().product::<usize>())
+        .map(|i| (i * i % 13) as f32)
+        .collect();
     let fine = upsample(&coarse, cd, fd);
-    let at = |x: usize, y: usize, z: usize, t: usize| coarse[((t * cd[2] + z) * cd[1] + y) * cd[0] + x] as f64;
+    let at = |x: usize, y: usize, z: usize, t: usize| {
+        coarse[((t * cd[2] + z) * cd[1] + y) * cd[0] + x] as f64
+    };
     let taps = |i: usize, n: usize| -> Vec<(usize, f64)> {
         if i % 2 == 0 {
             vec![(i / 2, 1.0)]

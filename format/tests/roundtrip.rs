@@ -16,7 +16,9 @@ fn random_tensor(len: usize, rng: &mut SplitMix) -> Tensor {
     } else {
         None
     };
-    let kept = mask.as_ref().map_or(len, |m| m.iter().filter(|&&b| b).count());
+    let kept = mask
+        .as_ref()
+        .map_or(len, |m| m.iter().filter(|&&b| b).count());
     let values = match rng.next_u64() % 3 {
         0 => TensorValues::F32((0..kept).map(|_| rng.symmetric(2.0)).collect()),
         1 => TensorValues::F16(
@@ -30,7 +32,9 @@ fn random_tensor(len: usize, rng: &mut SplitMix) -> Tensor {
             TensorValues::Codebook {
                 bits,
                 codebook: (0..size).map(|_| rng.symmetric(1.0)).collect(),
-                indices: (0..kept).map(|_| (rng.next_u64() % size as u64) as u32).collect(),
+                indices: (0..kept)
+                    .map(|_| (rng.next_u64() % size as u64) as u32)
+                    .collect(),
             }
         }
     };
@@ -41,7 +45,9 @@ fn random_section(info: &VolumeInfo, level: u8, rng: &mut SplitMix) -> ScaleSect
     let header = info.header();
     let arch = Architecture {
         latent_dim: (rng.next_u64() % 5) as u16,
-        hidden: (0..1 + rng.next_u64() % 3).map(|_| 1 + (rng.next_u64() % 6) as u16).collect(),
+        hidden: (0..1 + rng.next_u64() % 3)
+            .map(|_| 1 + (rng.next_u64() % 6) as u16)
+            .collect(),
         omega0: 1.0 + rng.unit() * 40.0,
     };
     let n = block_count(&header, level);
@@ -49,7 +55,9 @@ fn random_section(info: &VolumeInfo, level: u8, rng: &mut SplitMix) -> ScaleSect
     let occupancy: Vec<bool> = (0..n).map(|_| rng.unit() < p).collect();
     let occupied = occupancy.iter().filter(|&&b| b).count();
     let n_mlps = 1 + (rng.next_u64() as usize % occupied.max(1));
-    let assignment = (0..occupied).map(|_| (rng.next_u64() % n_mlps as u64) as u32).collect();
+    let assignment = (0..occupied)
+        .map(|_| (rng.next_u64() % n_mlps as u64) as u32)
+        .collect();
     let layers = arch
         .layer_shapes()
         .iter()
@@ -74,7 +82,12 @@ fn random_archive(seed: u64) -> (VolumeInfo, Vec<ScaleSection>, Option<String>, 
     let mut rng = SplitMix(seed);
     let dim = |rng: &mut SplitMix, max: u64| 1 + (rng.next_u64() % max) as u32;
     let info = VolumeInfo {
-        dims: [dim(&mut rng, 40), dim(&mut rng, 40), dim(&mut rng, 40), dim(&mut rng, 4)],
+        dims: [
+            dim(&mut rng, 40),
+            dim(&mut rng, 40),
+            dim(&mut rng, 40),
+            dim(&mut rng, 4),
+        ],
         scales: dim(&mut rng, 3) as u8,
         block: [0; 3].map(|_| dim(&mut rng, 12) as u16),
         value_min: rng.symmetric(100.0) as f64,
@@ -82,9 +95,16 @@ fn random_archive(seed: u64) -> (VolumeInfo, Vec<ScaleSection>, Option<String>, 
         dtype: DataType::from_code(1 + (rng.next_u64() % 8) as u8).unwrap(),
         spacing: [0; 4].map(|_| rng.unit() * 3.0),
     };
-    let codec = if rng.unit() < 0.5 { Codec::Raw } else { Codec::Zstd(1) };
-    let sections: Vec<_> = (0..info.scales).map(|l| random_section(&info, l, &mut rng)).collect();
-    let metadata = (rng.unit() < 0.5).then(|| format!("{{\"name\": \"vol{seed}\", \"units\": \"HU\"}}"));
+    let codec = if rng.unit() < 0.5 {
+        Codec::Raw
+    } else {
+        Codec::Zstd(1)
+    };
+    let sections: Vec<_> = (0..info.scales)
+        .map(|l| random_section(&info, l, &mut rng))
+        .collect();
+    let metadata =
+        (rng.unit() < 0.5).then(|| format!("{{\"name\": \"vol{seed}\", \"units\": \"HU\"}}"));
     let mut w = ArchiveWriter::new(info.clone(), codec);
     for s in &sections {
         w.add_scale(s).unwrap();
@@ -97,13 +117,18 @@ fn random_archive(seed: u64) -> (VolumeInfo, Vec<ScaleSection>, Option<String>, 
 }
 
 /// Feeds `bytes` in chunks of the given sizes (cycled) and collects events.
-fn stream(bytes: &[u8], chunk_sizes: &[usize]) -> (Vec<Event>, Result<(), strata_format::FormatError>) {
+fn stream(
+    bytes: &[u8],
+    chunk_sizes: &[usize],
+) -> (Vec<Event>, Result<(), strata_format::FormatError>) {
     let mut reader = StreamReader::new(Limits::default());
     let mut events = Vec::new();
     let mut pos = 0;
     let mut k = 0;
     while pos < bytes.len() {
-        let n = chunk_sizes[k % chunk_sizes.len()].max(1).min(bytes.len() - pos);
+        let n = chunk_sizes[k % chunk_sizes.len()]
+            .max(1)
+            .min(bytes.len() - pos);
         k += 1;
         reader.feed(&bytes[pos..pos + n]);
         pos += n;
@@ -186,5 +211,8 @@ fn sections_arrive_as_soon_as_complete() {
     assert!(matches!(reader.poll().unwrap(), Event::Header(_)));
     assert_eq!(reader.poll().unwrap(), Event::NeedMore);
     reader.feed(&bytes[end - 1..end]);
-    assert!(matches!(reader.poll().unwrap(), Event::Section(RawSection { index: 0, .. })));
+    assert!(matches!(
+        reader.poll().unwrap(),
+        Event::Section(RawSection { index: 0, .. })
+    ));
 }

@@ -56,7 +56,8 @@ pub fn eval_block(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch
             // SAFETY: the CPU supports the features the function is compiled for.
             return unsafe { eval_avx512(model, block, out, scratch) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: as above.
             return unsafe { eval_avx2(model, block, out, scratch) };
         }
@@ -66,7 +67,12 @@ pub fn eval_block(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn eval_avx512(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch: &mut Scratch) {
+unsafe fn eval_avx512(
+    model: &ScaleModel,
+    block: &BlockRef,
+    out: &mut [f32],
+    scratch: &mut Scratch,
+) {
     eval_generic::<Fused>(model, block, out, scratch)
 }
 
@@ -157,7 +163,14 @@ fn eval_generic<M: Madd>(model: &ScaleModel, block: &BlockRef, out: &mut [f32], 
 
 /// `next[o][v] = b[o] + Σ_i w[o][i]·act[i][v]` for a tile of LANES voxels.
 #[inline(always)]
-fn dense_layer<M: Madd>(w: &[f32], b: &[f32], inputs: usize, outputs: usize, act: &[f32], next: &mut [f32]) {
+fn dense_layer<M: Madd>(
+    w: &[f32],
+    b: &[f32],
+    inputs: usize,
+    outputs: usize,
+    act: &[f32],
+    next: &mut [f32],
+) {
     let mut o = 0;
     while o + OUT_TILE <= outputs {
         let mut acc = [[0f32; LANES]; OUT_TILE];

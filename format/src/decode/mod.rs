@@ -49,7 +49,8 @@ pub fn add_blocks(model: &ScaleModel, grid: &mut [f32]) {
             rest = tail;
         }
     }
-    let work = |(slab, blocks): (&mut [f32], &Vec<&BlockRef>), scratch: &mut (Scratch, Vec<f32>)| {
+    let work = |(slab, blocks): (&mut [f32], &Vec<&BlockRef>),
+                scratch: &mut (Scratch, Vec<f32>)| {
         let (s, values) = scratch;
         values.resize(bx * by * bz, 0.0);
         for b in blocks {
@@ -76,7 +77,10 @@ pub fn add_blocks(model: &ScaleModel, grid: &mut [f32]) {
     #[cfg(not(feature = "parallel"))]
     {
         let mut s = (Scratch::default(), Vec::new());
-        chunks.into_iter().zip(by_slab.iter()).for_each(|item| work(item, &mut s));
+        chunks
+            .into_iter()
+            .zip(by_slab.iter())
+            .for_each(|item| work(item, &mut s));
     }
 }
 
@@ -139,7 +143,10 @@ impl Reconstruction {
             data = upsample(&data, dims, next);
             dims = next;
         }
-        let (lo, span) = (self.header.value_min, self.header.value_max - self.header.value_min);
+        let (lo, span) = (
+            self.header.value_min,
+            self.header.value_max - self.header.value_min,
+        );
         for v in &mut data {
             *v = (lo + *v as f64 * span) as f32;
         }

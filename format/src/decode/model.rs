@@ -125,7 +125,11 @@ impl ScaleModel {
 
     /// Widest layer, for sizing scratch buffers.
     pub fn max_width(&self) -> usize {
-        self.layers.iter().map(|l| l.outputs.max(l.inputs)).max().unwrap_or(1)
+        self.layers
+            .iter()
+            .map(|l| l.outputs.max(l.inputs))
+            .max()
+            .unwrap_or(1)
     }
 }
 

@@ -11,7 +11,11 @@ use rayon::prelude::*;
 #[inline]
 pub fn taps(i: usize, coarse_len: usize) -> (usize, usize) {
     let j0 = (i / 2).min(coarse_len - 1);
-    let j1 = if i % 2 == 1 { (j0 + 1).min(coarse_len - 1) } else { j0 };
+    let j1 = if i % 2 == 1 {
+        (j0 + 1).min(coarse_len - 1)
+    } else {
+        j0
+    };
     (j0, j1)
 }
 
@@ -23,7 +27,10 @@ pub fn is_parent(coarse: [usize; 4], fine: [usize; 4]) -> bool {
 
 /// `fine += U(coarse)`. Grids are x-fastest; dims x, y, z, t.
 pub fn upsample_add(coarse: &[f32], cdims: [usize; 4], fine: &mut [f32], fdims: [usize; 4]) {
-    assert!(is_parent(cdims, fdims), "{cdims:?} is not the parent of {fdims:?}");
+    assert!(
+        is_parent(cdims, fdims),
+        "{cdims:?} is not the parent of {fdims:?}"
+    );
     assert_eq!(coarse.len(), cdims.iter().product::<usize>());
     assert_eq!(fine.len(), fdims.iter().product::<usize>());
     let [fx, fy, fz, _] = fdims;

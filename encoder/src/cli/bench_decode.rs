@@ -1,0 +1,152 @@
+//! `strata bench-decode`: voxels per second of the CPU reference decoder on
+//! a synthetic archive of the default architecture, next to this machine's
+//! measured FMA peak (the baseline, measured in the same run).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use strata_format::{decode, Archive, Limits};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Volume dimensions x y z t.
+    #[arg(long, num_args = 4, default_values_t = [256u32, 256, 128, 1])]
+    dims: Vec<u32>,
+    #[arg(long, default_value_t = 3)]
+    scales: u8,
+    #[arg(long, default_value_t = 16)]
+    block: u16,
+    /// Fraction of finer-scale blocks that are occupied (1 = worst case).
+    #[arg(long, default_value_t = 1.0)]
+    occupancy: f32,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Append a row to this CSV file.
+    #[arg(long, default_value = "bench-out/decode.csv")]
+    csv: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let dims = [args.dims[0], args.dims[1], args.dims[2], args.dims[3]];
+    let bytes = super::example::build(dims, args.scales, args.block, args.occupancy, 7)?;
+    let limits = Limits::default();
+    let archive = Archive::read(&bytes, &limits)?;
+    let scales = archive.usable_scales();
+    let header = &archive.header;
+    let arch = &scales[0].arch;
+    // MLP evaluations: every voxel of every occupied block, edges included.
+    let block_voxels: u64 = header.block.iter().map(|&b| b as u64).product();
+    let evals: u64 = scales.iter().map(|s| s.occupied_count() as u64 * block_voxels).sum();
+    // Multiply-adds the kernel runs per evaluation: every layer after the
+    // first (the first is folded into per-axis tables).
+    let shapes = arch.layer_shapes();
+    let fmas_per_eval: u64 = shapes[1..].iter().map(|(i, o)| (i * o) as u64).sum();
+    let sines_per_eval: u64 = arch.hidden.iter().map(|&w| w as u64).sum();
+
+    let mut times = Vec::new();
+    for _ in 0..args.reps.max(1) + 1 {
+        let t = Instant::now();
+        let a = Archive::read(&bytes, &limits)?;
+        let v = decode(&a.header, &a.usable_scales(), None)?;
+        std::hint::black_box(&v.data);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.remove(0); // warm-up
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let voxels = header.voxel_count() as f64;
+    let fma_rate = evals as f64 * fmas_per_eval as f64 / median;
+
+    let threads = rayon::current_num_threads();
+    let (peak, isa) = fma_peak(threads);
+    println!("archive      {} bytes, dims {:?}, block {:?}, {} scales, arch {}→{:?}→1, ω0 {}",
+        bytes.len(), dims, header.block, header.scales, arch.input_width(), arch.hidden, arch.omega0);
+    println!("work         {evals} MLP evaluations ({:.2} per output voxel), {fmas_per_eval} FMAs + {sines_per_eval} sines each",
+        evals as f64 / voxels);
+    println!("decode       median {:.3} s over {} runs (min {:.3}, max {:.3}), {threads} threads",
+        median, times.len(), times[0], times[times.len() - 1]);
+    println!("speed        {:.1} M output voxels/s, {:.1} M MLP evaluations/s",
+        voxels / median / 1e6, evals as f64 / median / 1e6);
+    println!("FMA rate     {:.1} GFMA/s in the MLP layers", fma_rate / 1e9);
+    println!("FMA peak     {:.1} GFMA/s measured ({isa}, {threads} threads) → decoder at {:.1}% of peak",
+        peak / 1e9, 100.0 * fma_rate / peak);
+
+    if let Some(dir) = args.csv.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let new = !args.csv.exists();
+    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&args.csv)?;
+    use std::io::Write;
+    if new {
+        writeln!(csv, "dims,block,scales,occupancy,threads,median_s,voxels_per_s,evals_per_s,gfma_per_s,peak_gfma_per_s,fraction_of_peak")?;
+    }
+    writeln!(csv, "{}x{}x{}x{},{},{},{},{threads},{median:.4},{:.0},{:.0},{:.2},{:.2},{:.4}",
+        dims[0], dims[1], dims[2], dims[3], args.block, args.scales, args.occupancy,
+        voxels / median, evals as f64 / median, fma_rate / 1e9, peak / 1e9, fma_rate / peak)?;
+    println!("csv          {}", args.csv.display());
+    Ok(())
+}
+
+/// FMAs per second of all threads running independent FMA chains: the
+/// machine's practical peak for f32 multiply-add.
+fn fma_peak(threads: usize) -> (f64, &'static str) {
+    const ITERS: usize = 20_000_000;
+    let run = |f: fn(usize) -> f32, isa: &'static str| {
+        let mut best = 0f64;
+        for _ in 0..3 {
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| std::hint::black_box(f(ITERS)));
+                }
+            });
+            let rate = (threads * ITERS * CHAINS * 16) as f64 / t.elapsed().as_secs_f64();
+            best = best.max(rate);
+        }
+        (best, isa)
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: feature checked just above.
+            return run(|n| unsafe { fma_chains_avx512(n) }, "AVX-512 FMA");
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: feature checked just above.
+            return run(|n| unsafe { fma_chains_avx2(n) }, "AVX2 FMA");
+        }
+    }
+    run(fma_chains, "scalar/SSE multiply-add")
+}
+
+/// Independent accumulators: enough to hide FMA latency on current cores.
+const CHAINS: usize = 12;
+
+#[inline(always)]
+fn fma_chains(iters: usize) -> f32 {
+    let a = std::hint::black_box(0.999_999f32);
+    let b = std::hint::black_box(1e-7f32);
+    let mut acc = [[1f32; 16]; CHAINS];
+    for _ in 0..iters {
+        for chain in acc.iter_mut() {
+            for v in chain.iter_mut() {
+                *v = v.mul_add(a, b);
+            }
+        }
+    }
+    acc.iter().flatten().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fma_chains_avx512(iters: usize) -> f32 {
+    fma_chains(iters)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_avx2(iters: usize) -> f32 {
+    fma_chains(iters)
+}

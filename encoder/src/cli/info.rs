@@ -1,0 +1,122 @@
+//! `strata info FILE [--json]`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde_json::json;
+use strata_format::{Section, SectionBreakdown, StreamSizes};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The .strata archive.
+    file: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn sizes_json(s: &StreamSizes) -> serde_json::Value {
+    json!({"masks": s.masks, "codebooks": s.codebooks, "values": s.values, "framing": s.framing})
+}
+
+fn breakdown_json(b: &SectionBreakdown) -> serde_json::Value {
+    json!({
+        "framing": b.framing,
+        "occupancy": b.occupancy,
+        "assignment": b.assignment,
+        "ranges": sizes_json(&b.ranges),
+        "latents": sizes_json(&b.latents),
+        "weights": sizes_json(&b.weights),
+    })
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let (archive, bytes) = super::read_archive(&args.file)?;
+    let h = &archive.header;
+    let sections: Vec<_> = h
+        .sections
+        .iter()
+        .zip(&archive.sections)
+        .map(|(e, s)| {
+            let mut v = json!({
+                "kind": e.kind.name(),
+                "scale": e.level,
+                "offset": e.offset,
+                "length": e.length,
+                "checksum": format!("{:08x}", e.checksum),
+                "ok": s.is_ok(),
+            });
+            match s {
+                Ok(Section::Scale(scale, breakdown)) => {
+                    v["grid"] = json!(h.level_dims(scale.level));
+                    v["blocks"] = json!(scale.occupancy.len());
+                    v["occupied"] = json!(scale.occupied_count());
+                    v["mlps"] = json!(scale.n_mlps);
+                    v["latent_dim"] = json!(scale.arch.latent_dim);
+                    v["hidden"] = json!(scale.arch.hidden);
+                    v["omega0"] = json!(scale.arch.omega0);
+                    v["breakdown"] = breakdown_json(breakdown);
+                }
+                Ok(Section::Metadata(m)) => {
+                    v["metadata"] = serde_json::from_str(m).unwrap_or(json!(m));
+                }
+                Ok(Section::Opaque(_)) => {}
+                Err(err) => v["error"] = json!(err.to_string()),
+            }
+            v
+        })
+        .collect();
+    let voxels = h.voxel_count();
+    if args.json {
+        let doc = json!({
+            "dims": h.dims,
+            "scales": h.scales,
+            "block": h.block,
+            "value_range": [h.value_min, h.value_max],
+            "dtype": h.dtype.name(),
+            "spacing": h.spacing,
+            "bytes": bytes,
+            "header_bytes": h.encoded_len(),
+            "ratio_f32": voxels as f64 * 4.0 / bytes as f64,
+            "sections": sections,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        let [x, y, z, t] = h.dims;
+        println!("{}", args.file.display());
+        println!("  dims        {x} × {y} × {z} × {t} ({voxels} voxels, {})", h.dtype.name());
+        println!("  spacing     {:?}", h.spacing);
+        println!("  values      [{}, {}]", h.value_min, h.value_max);
+        println!("  scales      {}, blocks {:?}", h.scales, h.block);
+        println!(
+            "  size        {bytes} bytes (header {}), ratio {:.1} vs float32",
+            h.encoded_len(),
+            voxels as f64 * 4.0 / bytes as f64
+        );
+        println!("  #  kind         scale      offset      length  checksum  detail");
+        for (i, s) in sections.iter().enumerate() {
+            let detail = if let Some(err) = s.get("error") {
+                format!("DAMAGED: {}", err.as_str().unwrap_or(""))
+            } else if let Some(o) = s.get("occupied") {
+                format!(
+                    "grid {}, {o}/{} blocks, {} MLPs",
+                    s["grid"], s["blocks"], s["mlps"]
+                )
+            } else {
+                "ok".into()
+            };
+            println!(
+                "  {i:<2} {:<12} {:>5} {:>11} {:>11}  {}  {detail}",
+                s["kind"].as_str().unwrap_or(""),
+                s["scale"],
+                s["offset"],
+                s["length"],
+                s["checksum"].as_str().unwrap_or(""),
+            );
+        }
+    }
+    if let Some(e) = archive.first_error() {
+        bail!("{}: {e}", args.file.display());
+    }
+    Ok(())
+}

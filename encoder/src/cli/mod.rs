@@ -1,0 +1,68 @@
+//! Subcommands of `strata`.
+
+mod bench_decode;
+mod decode;
+mod example;
+mod info;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use strata_format::{Archive, Limits};
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "Neural compression of 3D and 4D scalar volumes")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show an archive's header and sections, with checksum status.
+    Info(info::Args),
+    /// Decode an archive to .npy, .nii, .nii.gz or .raw (+ .json sidecar).
+    Decode(decode::Args),
+    /// Measure the CPU reference decoder's speed on a synthetic archive.
+    BenchDecode(bench_decode::Args),
+    /// Write a small archive with randomly initialized networks (a sample
+    /// to decode until the encoder lands).
+    Example(example::Args),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Decode(a) => decode::run(a),
+        Command::BenchDecode(a) => bench_decode::run(a),
+        Command::Example(a) => example::run(a),
+    }
+}
+
+/// Reads a whole archive file. Fails only if the file or its header is
+/// unusable; damaged sections are reported per section.
+fn read_archive(path: &PathBuf) -> Result<(Archive, u64)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let archive = Archive::read(&bytes, &Limits::default())
+        .with_context(|| format!("{}", path.display()))?;
+    Ok((archive, bytes.len() as u64))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory,
+/// so an existing file is never left half-written.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
