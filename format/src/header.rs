@@ -111,8 +111,12 @@ impl Header {
         [0, 1, 2].map(|a| grid[a].div_ceil(self.block[a] as usize))
     }
 
+    /// x·y·z·t, saturating at `u64::MAX` (which no limit admits).
     pub fn voxel_count(&self) -> u64 {
-        self.dims.iter().map(|&d| d as u64).product()
+        self.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+            .unwrap_or(u64::MAX)
     }
 
     /// Serializes header, table and header checksum.
@@ -163,6 +167,13 @@ impl Header {
         let version = r.u16("version")?;
         if version != VERSION {
             return Err(FormatError::UnsupportedVersion(version));
+        }
+        // Flags are reserved: a later version sets them to make v1 readers refuse.
+        let flags = r.u16("flags")?;
+        if flags != 0 {
+            return Err(FormatError::BadHeader(format!(
+                "unknown header flags {flags:#06x}"
+            )));
         }
         let mut r = ByteReader::new(&fixed[72..]);
         let count = r.u32("section count")?;
@@ -263,6 +274,13 @@ impl Header {
     /// calls this too, so an archive that would not read is never written.
     pub fn validate(&self, limits: &Limits) -> Result<(), FormatError> {
         let bad = |m: String| Err(FormatError::BadHeader(m));
+        if self.sections.len() > MAX_SECTIONS as usize {
+            return Err(FormatError::TooLarge {
+                what: "section table",
+                count: self.sections.len() as u64,
+                limit: MAX_SECTIONS as u64,
+            });
+        }
         if self.dims.contains(&0) {
             return bad(format!("zero dimension in {:?}", self.dims));
         }

@@ -51,14 +51,3 @@ impl Default for Limits {
         }
     }
 }
-
-impl Limits {
-    /// No limits beyond what fits in memory: for the writer's own checks.
-    pub fn unlimited() -> Limits {
-        Limits {
-            max_voxels: u64::MAX,
-            max_section_bytes: u64::MAX,
-            max_decoded_section_bytes: u64::MAX,
-        }
-    }
-}

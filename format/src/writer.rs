@@ -103,7 +103,8 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// The finished archive. Fails if a scale is missing or the header is invalid.
+    /// The finished archive. Fails if a scale is missing, or if the result
+    /// would break the default [`Limits`] readers apply.
     pub fn finish(self) -> Result<Vec<u8>, FormatError> {
         let mut header = self.header;
         let mut offset = encoded_len(self.sections.len()) as u64;
@@ -117,7 +118,7 @@ impl ArchiveWriter {
             });
             offset += bytes.len() as u64;
         }
-        header.validate(&Limits::unlimited())?;
+        header.validate(&Limits::default())?;
         let mut out = header.to_bytes();
         out.reserve(offset as usize - out.len());
         for (_, _, bytes) in &self.sections {

@@ -189,6 +189,13 @@ fn huge_header_refused_without_allocating() {
     let mut reader = StreamReader::new(Limits::default());
     reader.feed(&damaged);
     assert!(matches!(reader.poll(), Err(FormatError::TooLarge { .. })));
+    // Dims whose product overflows 64 bits are refused too, not wrapped.
+    header.dims = [65536; 4];
+    let overflow = header.to_bytes();
+    assert!(matches!(
+        Header::parse(&overflow, &Limits::default()),
+        Err(FormatError::TooLarge { count: u64::MAX, .. })
+    ));
     // A section table claiming too many sections is refused from the fixed header alone.
     let mut fixed = bytes[..FIXED_HEADER_LEN].to_vec();
     fixed[72..76].copy_from_slice(&u32::MAX.to_le_bytes());

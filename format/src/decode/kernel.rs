@@ -1,8 +1,8 @@
 //! Evaluating one block's SIREN at every voxel of the block: the hot loop of
 //! the CPU decoder. Voxels go through the network 16 at a time, laid out so
-//! the inner loops are plain array arithmetic the compiler turns into SIMD;
-//! on x86-64 the same code is compiled again with AVX2+FMA and AVX-512 and
-//! picked at run time.
+//! the inner loops are fixed-size array arithmetic the compiler turns into
+//! SIMD; on x86-64 the same code is compiled again for AVX2+FMA and AVX-512
+//! and picked at run time.
 
 use super::model::{block_coord, BlockRef, ScaleModel};
 use super::sine::sin;
@@ -11,6 +11,8 @@ use super::sine::sin;
 pub(crate) const LANES: usize = 16;
 /// Outputs computed together in a layer, for independent FMA chains.
 const OUT_TILE: usize = 4;
+
+type Lanes = [f32; LANES];
 
 /// Multiply-add: fused where the CPU has FMA, plain otherwise (calling
 /// `mul_add` without hardware FMA would be a slow libm call).
@@ -38,12 +40,10 @@ impl Madd for Separate {
 /// Reusable buffers for [`eval_block`], one per thread.
 #[derive(Default)]
 pub struct Scratch {
-    /// First-layer contributions of each x, y, z coordinate: `[axis][index][out]`.
-    coord_terms: [Vec<f32>; 3],
     /// First-layer bias plus the latent code's contribution.
     first_bias: Vec<f32>,
-    act: Vec<f32>,
-    next: Vec<f32>,
+    act: Vec<Lanes>,
+    next: Vec<Lanes>,
 }
 
 /// Evaluates `block`'s MLP at every voxel of the block and writes the
@@ -67,12 +67,7 @@ pub fn eval_block(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn eval_avx512(
-    model: &ScaleModel,
-    block: &BlockRef,
-    out: &mut [f32],
-    scratch: &mut Scratch,
-) {
+unsafe fn eval_avx512(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch: &mut Scratch) {
     eval_generic::<Fused>(model, block, out, scratch)
 }
 
@@ -92,8 +87,7 @@ fn eval_generic<M: Madd>(model: &ScaleModel, block: &BlockRef, out: &mut [f32], 
     let b0 = first.biases_of(block.mlp);
     let h0 = first.outputs;
 
-    // The latent part of the first layer is the same at every voxel, and the
-    // coordinate part separates by axis: precompute both.
+    // The latent part of the first layer is the same at every voxel.
     let latent = model.latent_of(block.slot);
     s.first_bias.clear();
     s.first_bias.extend((0..h0).map(|o| {
@@ -103,102 +97,104 @@ fn eval_generic<M: Madd>(model: &ScaleModel, block: &BlockRef, out: &mut [f32], 
             .zip(&row[3..])
             .fold(b0[o], |acc, (&l, &w)| M::madd(w, l, acc))
     }));
-    for (axis, &len) in [bx, by, bz].iter().enumerate() {
-        let t = &mut s.coord_terms[axis];
-        t.clear();
-        for k in 0..len {
-            let c = block_coord(k, len);
-            t.extend((0..h0).map(|o| w0[o * first.inputs + axis] * c));
-        }
-    }
 
     let width = model.max_width();
-    s.act.resize(width * LANES, 0.0);
-    s.next.resize(width * LANES, 0.0);
+    s.act.resize(width, [0.0; LANES]);
+    s.next.resize(width, [0.0; LANES]);
     let [lo, hi] = model.ranges[block.slot];
     let (half_span, mid) = ((hi - lo) * 0.5, (hi + lo) * 0.5);
+    let last = model.layers.len() - 1;
+    let out_layer = &model.layers[last];
+    let w_out = out_layer.weights_of(block.mlp);
+    let b_out = out_layer.biases_of(block.mlp)[0];
 
+    // Voxel (x, y, z) of the tile's first lane, advanced incrementally.
+    let (mut x, mut y, mut z) = (0usize, 0usize, 0usize);
     for tile in (0..n).step_by(LANES) {
-        // Layer 0 from the precomputed terms.
-        for v in 0..LANES {
-            let i = (tile + v).min(n - 1);
-            let (x, y, z) = (i % bx, (i / bx) % by, i / (bx * by));
-            let tx = &s.coord_terms[0][x * h0..(x + 1) * h0];
-            let ty = &s.coord_terms[1][y * h0..(y + 1) * h0];
-            let tz = &s.coord_terms[2][z * h0..(z + 1) * h0];
-            for o in 0..h0 {
-                s.act[o * LANES + v] = s.first_bias[o] + tx[o] + ty[o] + tz[o];
+        let (mut cx, mut cy, mut cz) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+        for v in 0..LANES.min(n - tile) {
+            cx[v] = block_coord(x, bx);
+            cy[v] = block_coord(y, by);
+            cz[v] = block_coord(z, bz);
+            x += 1;
+            if x == bx {
+                x = 0;
+                y += 1;
+                if y == by {
+                    y = 0;
+                    z += 1;
+                }
             }
         }
-        for a in &mut s.act[..h0 * LANES] {
-            *a = sin::<M>(*a);
+        // Layer 0: bias + latent term + the three coordinate terms.
+        for (o, a) in s.act[..h0].iter_mut().enumerate() {
+            let row = &w0[o * first.inputs..o * first.inputs + 3];
+            let (wx, wy, wz, b) = (row[0], row[1], row[2], s.first_bias[o]);
+            for v in 0..LANES {
+                let p = M::madd(wz, cz[v], M::madd(wy, cy[v], M::madd(wx, cx[v], b)));
+                a[v] = sin::<M>(p);
+            }
         }
         // Hidden sine layers.
-        let last = model.layers.len() - 1;
         for layer in &model.layers[1..last] {
             let w = layer.weights_of(block.mlp);
             let b = layer.biases_of(block.mlp);
-            dense_layer::<M>(w, b, layer.inputs, layer.outputs, &s.act, &mut s.next);
-            for a in &mut s.next[..layer.outputs * LANES] {
-                *a = sin::<M>(*a);
-            }
+            dense_sine_layer::<M>(w, b, &s.act[..layer.inputs], &mut s.next[..layer.outputs]);
             std::mem::swap(&mut s.act, &mut s.next);
         }
         // Linear output and the block's value range.
-        let out_layer = &model.layers[last];
-        let w = out_layer.weights_of(block.mlp);
-        let mut y = [out_layer.biases_of(block.mlp)[0]; LANES];
-        for (i, &wi) in w.iter().enumerate() {
-            let a = &s.act[i * LANES..(i + 1) * LANES];
+        let mut yv = [b_out; LANES];
+        for (a, &wi) in s.act.iter().zip(w_out) {
             for v in 0..LANES {
-                y[v] = M::madd(wi, a[v], y[v]);
+                yv[v] = M::madd(wi, a[v], yv[v]);
             }
         }
         let count = LANES.min(n - tile);
-        for v in 0..count {
-            out[tile + v] = M::madd(half_span, y[v], mid);
+        for (o, &yi) in out[tile..tile + count].iter_mut().zip(&yv) {
+            *o = M::madd(half_span, yi, mid);
         }
     }
 }
 
-/// `next[o][v] = b[o] + Σ_i w[o][i]·act[i][v]` for a tile of LANES voxels.
+/// `next[o][v] = sin(b[o] + Σ_i w[o][i]·act[i][v])` for a tile of voxels;
+/// `w` is `[outputs][inputs]`.
 #[inline(always)]
-fn dense_layer<M: Madd>(
-    w: &[f32],
-    b: &[f32],
-    inputs: usize,
-    outputs: usize,
-    act: &[f32],
-    next: &mut [f32],
-) {
+fn dense_sine_layer<M: Madd>(w: &[f32], b: &[f32], act: &[Lanes], next: &mut [Lanes]) {
+    let inputs = act.len();
+    let outputs = next.len();
     let mut o = 0;
+    // Four outputs at a time: four independent accumulator chains, named so
+    // the compiler keeps them in registers.
     while o + OUT_TILE <= outputs {
-        let mut acc = [[0f32; LANES]; OUT_TILE];
-        for (j, row) in acc.iter_mut().enumerate() {
-            *row = [b[o + j]; LANES];
-        }
-        for i in 0..inputs {
-            let a: &[f32; LANES] = act[i * LANES..(i + 1) * LANES].try_into().unwrap();
-            for (j, row) in acc.iter_mut().enumerate() {
-                let wij = w[(o + j) * inputs + i];
-                for v in 0..LANES {
-                    row[v] = M::madd(wij, a[v], row[v]);
-                }
+        let row = |j: usize| &w[(o + j) * inputs..(o + j + 1) * inputs];
+        let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+        let (mut s0, mut s1, mut s2, mut s3) =
+            ([b[o]; LANES], [b[o + 1]; LANES], [b[o + 2]; LANES], [b[o + 3]; LANES]);
+        for ((((a, &w0), &w1), &w2), &w3) in act.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+            for v in 0..LANES {
+                s0[v] = M::madd(w0, a[v], s0[v]);
+                s1[v] = M::madd(w1, a[v], s1[v]);
+                s2[v] = M::madd(w2, a[v], s2[v]);
+                s3[v] = M::madd(w3, a[v], s3[v]);
             }
         }
-        for (j, row) in acc.iter().enumerate() {
-            next[(o + j) * LANES..(o + j + 1) * LANES].copy_from_slice(row);
+        for (dst, sums) in next[o..o + OUT_TILE].iter_mut().zip([s0, s1, s2, s3]) {
+            for v in 0..LANES {
+                dst[v] = sin::<M>(sums[v]);
+            }
         }
         o += OUT_TILE;
     }
     for o in o..outputs {
+        let wr = &w[o * inputs..(o + 1) * inputs];
         let mut row = [b[o]; LANES];
-        for i in 0..inputs {
-            let wi = w[o * inputs + i];
+        for (a, &wi) in act.iter().zip(wr) {
             for v in 0..LANES {
-                row[v] = M::madd(wi, act[i * LANES + v], row[v]);
+                row[v] = M::madd(wi, a[v], row[v]);
             }
         }
-        next[o * LANES..(o + 1) * LANES].copy_from_slice(&row);
+        for v in 0..LANES {
+            next[o][v] = sin::<M>(row[v]);
+        }
     }
 }

@@ -14,7 +14,9 @@ const PI_C: f32 = 1.509_958e-7;
 
 #[inline(always)]
 pub(crate) fn sin<M: Madd>(x: f32) -> f32 {
-    let k = (x * INV_PI + ROUND_MAGIC) - ROUND_MAGIC;
+    // k = round(x/π); the low mantissa bit of `shifted` is k's parity.
+    let shifted = x * INV_PI + ROUND_MAGIC;
+    let k = shifted - ROUND_MAGIC;
     let r = M::madd(-k, PI_A, x);
     let r = M::madd(-k, PI_B, r);
     let r = M::madd(-k, PI_C, r);
@@ -26,7 +28,7 @@ pub(crate) fn sin<M: Madd>(x: f32) -> f32 {
     let p = M::madd(s, p, -0.166_666_67);
     let p = M::madd(r * s, p, r);
     // sin(x) = (-1)^k · sin(r)
-    f32::from_bits(p.to_bits() ^ (((k as i32) as u32 & 1) << 31))
+    f32::from_bits(p.to_bits() ^ (shifted.to_bits() << 31))
 }
 
 /// The plain-arithmetic sine, for callers outside the SIMD kernels.

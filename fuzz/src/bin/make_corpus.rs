@@ -1,0 +1,53 @@
+//! Writes a few small valid archives into `corpus/reader/` (relative to the
+//! fuzz crate) as seeds for the `reader` fuzz target:
+//! `cargo run --bin make_corpus` from `fuzz/`.
+
+use std::path::PathBuf;
+
+use strata_format::synth::{default_architecture, random_scales};
+use strata_format::{Archive, ArchiveWriter, Codec, DataType, Limits, VolumeInfo};
+
+fn main() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus/reader");
+    std::fs::create_dir_all(&dir).expect("create corpus dir");
+    // (dims, scales, block, dtype, hidden, codec, metadata)
+    let cases: &[([u32; 4], u8, [u16; 3], DataType, &[u16], Codec, bool)] = &[
+        ([12, 10, 8, 1], 1, [4, 4, 4], DataType::U8, &[4, 4], Codec::Raw, false),
+        ([12, 10, 8, 1], 2, [6, 5, 4], DataType::U8, &[4, 4], Codec::Zstd(3), true),
+        ([9, 7, 5, 2], 3, [4, 4, 4], DataType::U16, &[4, 4], Codec::Zstd(1), true),
+        ([9, 7, 5, 2], 2, [3, 3, 3], DataType::F32, &[4], Codec::Raw, false),
+        ([6, 6, 6, 1], 1, [6, 6, 6], DataType::U8, &[2, 2], Codec::Zstd(3), true),
+    ];
+    for (i, &(dims, scales, block, dtype, hidden, codec, meta)) in cases.iter().enumerate() {
+        let info = VolumeInfo {
+            dims,
+            scales,
+            block,
+            value_min: 0.0,
+            value_max: 255.0,
+            dtype,
+            spacing: [1.0; 4],
+        };
+        let mut arch = default_architecture();
+        arch.latent_dim = 4;
+        arch.hidden = hidden.to_vec();
+        let mut w = ArchiveWriter::new(info.clone(), codec);
+        for s in random_scales(&info, &arch, 0.6, 11 + i as u64) {
+            w.add_scale(&s).expect("add scale");
+        }
+        if meta {
+            w.add_metadata(r#"{"name":"fuzz seed"}"#).expect("add metadata");
+        }
+        let bytes = w.finish().expect("finish archive");
+        let a = Archive::read(&bytes, &Limits::default()).expect("seed reads back");
+        assert!(a.first_error().is_none(), "seed {i} has a bad section");
+        // The target's first byte picks the chunking; 0 = one feed.
+        for (j, control) in [0u8, 1, 7].into_iter().enumerate() {
+            let mut seed = vec![control];
+            seed.extend_from_slice(&bytes);
+            let path = dir.join(format!("seed-{i}-{j}"));
+            std::fs::write(&path, &seed).expect("write seed");
+        }
+        println!("seed {i}: {dims:?} x{scales} scales, {} bytes", bytes.len());
+    }
+}
