@@ -194,7 +194,10 @@ fn huge_header_refused_without_allocating() {
     let overflow = header.to_bytes();
     assert!(matches!(
         Header::parse(&overflow, &Limits::default()),
-        Err(FormatError::TooLarge { count: u64::MAX, .. })
+        Err(FormatError::TooLarge {
+            count: u64::MAX,
+            ..
+        })
     ));
     // A section table claiming too many sections is refused from the fixed header alone.
     let mut fixed = bytes[..FIXED_HEADER_LEN].to_vec();

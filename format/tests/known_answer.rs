@@ -173,7 +173,7 @@ fn two_scales_constant_coarse() {
     assert_eq!(h.level_dims(0), [5, 3, 3, 2]);
     let coarse_blocks = strata_format::block_count(&h, 0);
     let fine_blocks = strata_format::block_count(&h, 1);
-    assert_eq!(coarse_blocks, 2 * 1 * 1 * 2);
+    assert_eq!(coarse_blocks, 2 * 2); // 2×1×1 blocks, 2 time steps
     assert_eq!(fine_blocks, 3 * 2 * 2 * 3);
     let coarse = constant_scale(0, vec![true; coarse_blocks], 0.25);
     // Fine level: only block (1, 0, 1) of time step 2 is occupied, value 0.5.
@@ -213,7 +213,7 @@ fn upsample_matches_definition() {
         coarse[((t * cd[2] + z) * cd[1] + y) * cd[0] + x] as f64
     };
     let taps = |i: usize, n: usize| -> Vec<(usize, f64)> {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             vec![(i / 2, 1.0)]
         } else {
             vec![(i / 2, 0.5), ((i / 2 + 1).min(n - 1), 0.5)]

@@ -79,7 +79,7 @@ fn scale_grid(h: &Header, s: &ScaleSection) -> Vec<f64> {
 
 fn upsample(c: &[f64], cd: [usize; 4], fd: [usize; 4]) -> Vec<f64> {
     let taps = |i: usize, n: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             vec![(i / 2, 1.0)]
         } else {
             vec![(i / 2, 0.5), ((i / 2 + 1).min(n - 1), 0.5)]

@@ -20,6 +20,9 @@ use crate::{
 
 const HEADER_LEN: usize = 348;
 
+/// Decompressed bytes allowed after the voxels of a `.nii.gz`.
+const MAX_GZ_TAIL: u64 = 16 << 20;
+
 pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Volume, IoError> {
     let mut file = BufReader::new(open(path)?);
     let gz = file
@@ -31,10 +34,10 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Volume, IoError
     } else {
         Box::new(file)
     };
-    // Errors from the stream: for gzip, mostly corrupt compressed data.
+    // Errors from the stream that are not the OS's come from the decoder.
     let stream_err = |e: io::Error| {
-        if gz && e.kind() != io::ErrorKind::UnexpectedEof {
-            IoError::invalid(path, format!("corrupt gzip data: {e}"))
+        if gz && e.raw_os_error().is_none() {
+            IoError::invalid(path, format!("truncated or corrupt gzip data: {e}"))
         } else {
             IoError::io(path, "read failed", e)
         }
@@ -139,6 +142,19 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Volume, IoError
         NiftiError::Io(e) => stream_err(e),
         other => IoError::invalid(path, format!("cannot read voxel data: {other}")),
     })?;
+    if gz {
+        // The gzip CRC and length sit after the voxels; read up to them so a
+        // corrupt or cut stream is an error, not silently wrong voxels.
+        // Bounded, so a huge tail cannot stall the read.
+        let tail = io::copy(&mut (&mut stream).take(MAX_GZ_TAIL + 1), &mut io::sink())
+            .map_err(stream_err)?;
+        if tail > MAX_GZ_TAIL {
+            return Err(IoError::invalid(
+                path,
+                format!("more than {MAX_GZ_TAIL} bytes of data after the voxels"),
+            ));
+        }
+    }
     let array: ArrayD<f32> = volume
         .into_ndarray::<f32>()
         .map_err(|e| IoError::invalid(path, format!("cannot convert voxel data: {e}")))?;

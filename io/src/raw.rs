@@ -5,8 +5,7 @@
 //! (up to 4 positive numbers) and `"file"` (the data file's name, used when
 //! the sidecar itself is opened). Other keys are ignored.
 
-use std::ffi::OsString;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -55,7 +54,7 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Volume, IoError
         (path.to_path_buf(), json_path, sidecar)
     };
 
-    let dtype = DataType::from_name(&sidecar.dtype).ok_or_else(|| {
+    let dtype = DataType::from_name(&sidecar.dtype.to_ascii_lowercase()).ok_or_else(|| {
         IoError::new(
             &json_path,
             IoErrorKind::UnsupportedDtype(format!("{:?}", sidecar.dtype)),
@@ -104,8 +103,21 @@ pub(crate) fn read(path: &Path, options: &ReadOptions) -> Result<Volume, IoError
     make_volume(&data_path, dims, data, dtype, spacing)
 }
 
+/// Sidecars are a few hundred bytes; refuse to slurp anything huge.
+const MAX_SIDECAR: u64 = 1 << 20;
+
 fn load_sidecar(json_path: &Path) -> Result<Sidecar, IoError> {
-    let text = std::fs::read(json_path).map_err(|e| IoError::io(json_path, "cannot read", e))?;
+    let mut text = Vec::new();
+    open(json_path)?
+        .take(MAX_SIDECAR + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| IoError::io(json_path, "cannot read", e))?;
+    if text.len() as u64 > MAX_SIDECAR {
+        return Err(IoError::invalid(
+            json_path,
+            format!("JSON sidecar larger than {MAX_SIDECAR} bytes"),
+        ));
+    }
     serde_json::from_slice(&text)
         .map_err(|e| IoError::invalid(json_path, format!("bad JSON sidecar: {e}")))
 }
@@ -128,7 +140,7 @@ fn parse_spacing(json_path: &Path, spacing: Option<&[f64]>) -> Result<[f32; 4], 
 }
 
 /// The data file for a sidecar opened directly: its `"file"` key, else the
-/// one sibling `NAME.*` that is not the sidecar (`.raw` wins a tie).
+/// one sibling `NAME.EXT` that is not JSON, NIfTI or NumPy (`.raw` wins a tie).
 fn data_beside(json_path: &Path, file_key: Option<&str>) -> Result<PathBuf, IoError> {
     let dir = match json_path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -140,52 +152,48 @@ fn data_beside(json_path: &Path, file_key: Option<&str>) -> Result<PathBuf, IoEr
     let Some(stem) = json_path.file_stem() else {
         return Err(IoError::invalid(json_path, "no file name"));
     };
-    let mut prefix = stem.to_os_string();
-    prefix.push(".");
-    let prefix = prefix.to_string_lossy().into_owned();
-    let own_name: Option<OsString> = json_path.file_name().map(|n| n.to_os_string());
     let entries = std::fs::read_dir(dir)
         .map_err(|e| IoError::io(json_path, "cannot list its directory", e))?;
+    let ext_of = |p: &Path| {
+        p.extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    };
     let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name();
-            Some(&name) != own_name.as_ref()
-                && name.to_string_lossy().starts_with(&prefix)
-                && e.path().is_file()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_stem() == Some(stem)
+                && !matches!(
+                    ext_of(p).as_deref(),
+                    None | Some("json" | "npy" | "nii" | "gz")
+                )
+                && p.is_file()
         })
-        .map(|e| e.path())
         .collect();
     found.sort();
+    let stem = stem.to_string_lossy();
     match found.len() {
         0 => Err(IoError::invalid(
             json_path,
-            format!(
-                "no data file {}raw (or other {}*) beside this sidecar",
-                prefix, prefix
-            ),
+            format!("no data file {stem}.raw (or other {stem}.*) beside this sidecar"),
         )),
         1 => Ok(found.remove(0)),
-        _ => {
-            let raw = found.iter().position(|p| {
-                p.extension().is_some_and(|e| e.eq_ignore_ascii_case("raw"))
-                    && p.file_stem() == Some(stem)
-            });
-            match raw {
-                Some(i) => Ok(found.remove(i)),
-                None => Err(IoError::invalid(
-                    json_path,
-                    format!(
-                        "several data files match ({}); open the data file itself",
-                        found
-                            .iter()
-                            .map(|p| file_name(p))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )),
-            }
-        }
+        _ => match found
+            .iter()
+            .position(|p| ext_of(p).as_deref() == Some("raw"))
+        {
+            Some(i) => Ok(found.remove(i)),
+            None => Err(IoError::invalid(
+                json_path,
+                format!(
+                    "several data files match ({}); open the data file itself",
+                    found
+                        .iter()
+                        .map(|p| file_name(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        },
     }
 }
 

@@ -192,6 +192,15 @@ fn truncated_and_damaged_nifti() {
     fs::write(&flipped, &bad).unwrap();
     err_of(&flipped);
 
+    // Damage that only the gzip trailer (CRC32, length) reveals.
+    let crc = bytes.len() - 8;
+    let mut bad_crc = bytes.clone();
+    bad_crc[crc] ^= 1;
+    fs::write(&flipped, &bad_crc).unwrap();
+    assert!(err_of(&flipped).to_string().contains("gzip"));
+    fs::write(&cut, &bytes[..bytes.len() - 4]).unwrap();
+    err_of(&cut);
+
     // Uncompressed: voxel data cut short.
     let nii = dir.path().join("short.nii");
     write_volume(&nii, &small_volume()).unwrap();
@@ -307,4 +316,23 @@ fn write_errors_leave_old_file() {
             "keep.raw"
         ]
     );
+}
+
+#[test]
+fn sidecar_opened_directly_finds_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("v.json");
+    fs::write(&json, r#"{"dims": [2, 2], "dtype": "uint8"}"#).unwrap();
+    fs::write(dir.path().join("v.a"), [1u8, 2, 3, 4]).unwrap();
+    fs::write(dir.path().join("v.b"), [5u8, 6, 7, 8]).unwrap();
+    assert!(err_of(&json).to_string().contains("several data files"));
+    // .raw wins; other formats and longer names are never taken for data.
+    fs::write(dir.path().join("v.raw"), [9u8, 8, 7, 6]).unwrap();
+    fs::write(dir.path().join("v.npy"), [0u8; 4]).unwrap();
+    fs::write(dir.path().join("v.raw.gz"), [0u8; 4]).unwrap();
+    assert_eq!(read_volume(&json).unwrap().data, [9.0, 8.0, 7.0, 6.0]);
+    fs::remove_file(dir.path().join("v.a")).unwrap();
+    fs::remove_file(dir.path().join("v.b")).unwrap();
+    fs::remove_file(dir.path().join("v.raw")).unwrap();
+    assert!(err_of(&json).to_string().contains("no data file v.raw"));
 }

@@ -38,7 +38,10 @@ pub fn run(args: Args) -> Result<()> {
     let arch = &scales[0].arch;
     // MLP evaluations: every voxel of every occupied block, edges included.
     let block_voxels: u64 = header.block.iter().map(|&b| b as u64).product();
-    let evals: u64 = scales.iter().map(|s| s.occupied_count() as u64 * block_voxels).sum();
+    let evals: u64 = scales
+        .iter()
+        .map(|s| s.occupied_count() as u64 * block_voxels)
+        .sum();
     // Multiply-adds the kernel runs per evaluation: every layer after the
     // first (the first is folded into per-axis tables).
     let shapes = arch.layer_shapes();
@@ -61,30 +64,68 @@ pub fn run(args: Args) -> Result<()> {
 
     let threads = rayon::current_num_threads();
     let (peak, isa) = fma_peak(threads);
-    println!("archive      {} bytes, dims {:?}, block {:?}, {} scales, arch {}→{:?}→1, ω0 {}",
-        bytes.len(), dims, header.block, header.scales, arch.input_width(), arch.hidden, arch.omega0);
+    println!(
+        "archive      {} bytes, dims {:?}, block {:?}, {} scales, arch {}→{:?}→1, ω0 {}",
+        bytes.len(),
+        dims,
+        header.block,
+        header.scales,
+        arch.input_width(),
+        arch.hidden,
+        arch.omega0
+    );
     println!("work         {evals} MLP evaluations ({:.2} per output voxel), {fmas_per_eval} FMAs + {sines_per_eval} sines each",
         evals as f64 / voxels);
-    println!("decode       median {:.3} s over {} runs (min {:.3}, max {:.3}), {threads} threads",
-        median, times.len(), times[0], times[times.len() - 1]);
-    println!("speed        {:.1} M output voxels/s, {:.1} M MLP evaluations/s",
-        voxels / median / 1e6, evals as f64 / median / 1e6);
-    println!("FMA rate     {:.1} GFMA/s in the MLP layers", fma_rate / 1e9);
-    println!("FMA peak     {:.1} GFMA/s measured ({isa}, {threads} threads) → decoder at {:.1}% of peak",
-        peak / 1e9, 100.0 * fma_rate / peak);
+    println!(
+        "decode       median {:.3} s over {} runs (min {:.3}, max {:.3}), {threads} threads",
+        median,
+        times.len(),
+        times[0],
+        times[times.len() - 1]
+    );
+    println!(
+        "speed        {:.1} M output voxels/s, {:.1} M MLP evaluations/s",
+        voxels / median / 1e6,
+        evals as f64 / median / 1e6
+    );
+    println!(
+        "FMA rate     {:.1} GFMA/s in the MLP layers",
+        fma_rate / 1e9
+    );
+    println!(
+        "FMA peak     {:.1} GFMA/s measured ({isa}, {threads} threads) → decoder at {:.1}% of peak",
+        peak / 1e9,
+        100.0 * fma_rate / peak
+    );
 
     if let Some(dir) = args.csv.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let new = !args.csv.exists();
-    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&args.csv)?;
+    let mut csv = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.csv)?;
     use std::io::Write;
     if new {
         writeln!(csv, "dims,block,scales,occupancy,threads,median_s,voxels_per_s,evals_per_s,gfma_per_s,peak_gfma_per_s,fraction_of_peak")?;
     }
-    writeln!(csv, "{}x{}x{}x{},{},{},{},{threads},{median:.4},{:.0},{:.0},{:.2},{:.2},{:.4}",
-        dims[0], dims[1], dims[2], dims[3], args.block, args.scales, args.occupancy,
-        voxels / median, evals as f64 / median, fma_rate / 1e9, peak / 1e9, fma_rate / peak)?;
+    writeln!(
+        csv,
+        "{}x{}x{}x{},{},{},{},{threads},{median:.4},{:.0},{:.0},{:.2},{:.2},{:.4}",
+        dims[0],
+        dims[1],
+        dims[2],
+        dims[3],
+        args.block,
+        args.scales,
+        args.occupancy,
+        voxels / median,
+        evals as f64 / median,
+        fma_rate / 1e9,
+        peak / 1e9,
+        fma_rate / peak
+    )?;
     println!("csv          {}", args.csv.display());
     Ok(())
 }
@@ -113,7 +154,8 @@ fn fma_peak(threads: usize) -> (f64, &'static str) {
             // SAFETY: feature checked just above.
             return run(|n| unsafe { fma_chains_avx512(n) }, "AVX-512 FMA");
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: feature checked just above.
             return run(|n| unsafe { fma_chains_avx2(n) }, "AVX2 FMA");
         }

@@ -23,7 +23,10 @@ pub fn run(args: Args) -> Result<()> {
     let header = &archive.header;
     let wanted = args.scales.unwrap_or(header.scales);
     if wanted == 0 || wanted > header.scales {
-        bail!("--scales must be between 1 and {} for this archive", header.scales);
+        bail!(
+            "--scales must be between 1 and {} for this archive",
+            header.scales
+        );
     }
     let usable = archive.usable_scales();
     if usable.len() < wanted as usize {

@@ -84,7 +84,10 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         let [x, y, z, t] = h.dims;
         println!("{}", args.file.display());
-        println!("  dims        {x} × {y} × {z} × {t} ({voxels} voxels, {})", h.dtype.name());
+        println!(
+            "  dims        {x} × {y} × {z} × {t} ({voxels} voxels, {})",
+            h.dtype.name()
+        );
         println!("  spacing     {:?}", h.spacing);
         println!("  values      [{}, {}]", h.value_min, h.value_max);
         println!("  scales      {}, blocks {:?}", h.scales, h.block);

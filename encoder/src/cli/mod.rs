@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use strata_format::{Archive, Limits};
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Neural compression of 3D and 4D scalar volumes")]
+#[command(
+    name = "strata",
+    version,
+    about = "Neural compression of 3D and 4D scalar volumes"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,8 +48,8 @@ pub fn run(cli: Cli) -> Result<()> {
 /// unusable; damaged sections are reported per section.
 fn read_archive(path: &PathBuf) -> Result<(Archive, u64)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let archive = Archive::read(&bytes, &Limits::default())
-        .with_context(|| format!("{}", path.display()))?;
+    let archive =
+        Archive::read(&bytes, &Limits::default()).with_context(|| format!("{}", path.display()))?;
     Ok((archive, bytes.len() as u64))
 }
 

@@ -67,7 +67,12 @@ pub fn eval_block(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn eval_avx512(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch: &mut Scratch) {
+unsafe fn eval_avx512(
+    model: &ScaleModel,
+    block: &BlockRef,
+    out: &mut [f32],
+    scratch: &mut Scratch,
+) {
     eval_generic::<Fused>(model, block, out, scratch)
 }
 
@@ -168,8 +173,12 @@ fn dense_sine_layer<M: Madd>(w: &[f32], b: &[f32], act: &[Lanes], next: &mut [La
     while o + OUT_TILE <= outputs {
         let row = |j: usize| &w[(o + j) * inputs..(o + j + 1) * inputs];
         let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
-        let (mut s0, mut s1, mut s2, mut s3) =
-            ([b[o]; LANES], [b[o + 1]; LANES], [b[o + 2]; LANES], [b[o + 3]; LANES]);
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            [b[o]; LANES],
+            [b[o + 1]; LANES],
+            [b[o + 2]; LANES],
+            [b[o + 3]; LANES],
+        );
         for ((((a, &w0), &w1), &w2), &w3) in act.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
             for v in 0..LANES {
                 s0[v] = M::madd(w0, a[v], s0[v]);

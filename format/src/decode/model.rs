@@ -88,8 +88,8 @@ impl ScaleModel {
             })
             .collect();
         let mut blocks = Vec::with_capacity(section.assignment.len());
-        let mut slot = 0;
-        for (b, _) in section.occupancy.iter().enumerate().filter(|(_, &o)| o) {
+        let occupied = section.occupancy.iter().enumerate().filter(|(_, &o)| o);
+        for (slot, (b, _)) in occupied.enumerate() {
             let x = b % counts[0];
             let y = (b / counts[0]) % counts[1];
             let z = (b / (counts[0] * counts[1])) % counts[2];
@@ -99,7 +99,6 @@ impl ScaleModel {
                 slot,
                 mlp: section.assignment[slot] as usize,
             });
-            slot += 1;
         }
         let ranges = section
             .ranges

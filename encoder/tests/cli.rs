@@ -1,0 +1,225 @@
+//! The `strata` command line end to end: real processes, real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("run strata")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failure: non-zero exit, exactly one line on stderr, no panic.
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, stderr: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.starts_with("strata: error: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+}
+
+fn example(dir: &Path, dims: [u32; 4]) -> PathBuf {
+    let path = dir.join("sample.strata");
+    let d: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    let o = strata(&[
+        "example",
+        path.to_str().unwrap(),
+        "--dims",
+        &d[0],
+        &d[1],
+        &d[2],
+        &d[3],
+        "--block",
+        "8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    path
+}
+
+#[test]
+fn info_json_has_the_documented_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = example(dir.path(), [21, 18, 13, 2]);
+    let o = strata(&["info", archive.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["dims"], serde_json::json!([21, 18, 13, 2]));
+    assert_eq!(v["scales"], 3);
+    assert_eq!(v["bytes"], std::fs::metadata(&archive).unwrap().len());
+    let sections = v["sections"].as_array().unwrap();
+    assert_eq!(sections.len(), 4); // 3 scales + metadata
+    for (i, s) in sections[..3].iter().enumerate() {
+        assert_eq!(s["kind"], "scale");
+        assert_eq!(s["scale"], i);
+        assert_eq!(s["ok"], true);
+        assert!(s["offset"].as_u64().unwrap() > 0 && s["length"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(sections[3]["kind"], "metadata");
+    // The human-readable form works too.
+    let o = strata(&["info", archive.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("21 × 18 × 13 × 2"));
+}
+
+#[test]
+fn decode_writes_nifti_the_nifti_crate_reads() {
+    use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let archive = example(dir.path(), [21, 18, 13, 1]);
+    let out = dir.path().join("out.nii.gz");
+    let o = strata(&[
+        "decode",
+        archive.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let obj = ReaderOptions::new().read_file(&out).unwrap();
+    let dim = obj.header().dim;
+    assert_eq!(&dim[..4], &[3, 21, 18, 13]);
+    let arr = obj.into_volume().into_ndarray::<f32>().unwrap();
+    assert_eq!(arr.shape(), &[21, 18, 13]);
+    // Same values as the library decoder.
+    let bytes = std::fs::read(&archive).unwrap();
+    let a = strata_format::Archive::read(&bytes, &Default::default()).unwrap();
+    let v = strata_format::decode(&a.header, &a.usable_scales(), None).unwrap();
+    for (x, y, z) in [(0, 0, 0), (20, 17, 12), (5, 9, 3)] {
+        assert_eq!(arr[[x, y, z]], v.data[v.index(x, y, z, 0)]);
+    }
+}
+
+#[test]
+fn decode_writes_npy_numpy_loads_as_zyx() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = example(dir.path(), [21, 18, 13, 1]);
+    let out = dir.path().join("out.npy");
+    let o = strata(&[
+        "decode",
+        archive.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--scales",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The .npy header, by the NumPy format spec.
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let dict = String::from_utf8_lossy(&bytes[10..10 + hlen]);
+    assert!(dict.contains("'descr': '<f4'"), "{dict}");
+    assert!(dict.contains("'fortran_order': False"), "{dict}");
+    assert!(dict.contains("'shape': (13, 18, 21)"), "{dict}");
+    // And NumPy itself, where it is installed (CI installs it).
+    let script = format!(
+        "import numpy as np; a = np.load({:?}); print(a.shape, a.dtype)",
+        out.to_str().unwrap()
+    );
+    match Command::new("python3").args(["-c", &script]).output() {
+        Ok(o) if o.status.success() => {
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout).trim(),
+                "(13, 18, 21) float32"
+            );
+        }
+        _ => eprintln!("NumPy not available: skipped loading the .npy with NumPy"),
+    }
+}
+
+#[test]
+fn damaged_archives_fail_cleanly_and_coarse_scales_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = example(dir.path(), [32, 32, 32, 1]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let a = strata_format::Archive::read(&bytes, &Default::default()).unwrap();
+    let fine = &a.header.sections[2];
+    // Flip a byte inside the finest scale.
+    let mut damaged = bytes.clone();
+    damaged[fine.offset as usize + 10] ^= 0x40;
+    let bad = dir.path().join("bad.strata");
+    std::fs::write(&bad, &damaged).unwrap();
+    let out = dir.path().join("out.npy");
+    std::fs::write(&out, b"keep me").unwrap();
+    let o = strata(&["decode", bad.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_clean_failure(&o, "section 2 (scale)");
+    assert!(stderr(&o).contains(&format!("offset {}", fine.offset)));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"keep me",
+        "existing output clobbered"
+    );
+    // The two intact coarser scales still decode.
+    let o = strata(&[
+        "decode",
+        bad.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--scales",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // info shows the damage and fails.
+    let o = strata(&["info", bad.to_str().unwrap(), "--json"]);
+    assert!(!o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["sections"][1]["ok"], true);
+    assert_eq!(v["sections"][2]["ok"], false);
+    // Truncated mid-file.
+    let cut = dir.path().join("cut.strata");
+    std::fs::write(&cut, &bytes[..fine.offset as usize + 5]).unwrap();
+    let o = strata(&["decode", cut.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_clean_failure(&o, "truncated");
+}
+
+#[test]
+fn bad_inputs_give_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.strata");
+    assert_clean_failure(&strata(&["info", missing.to_str().unwrap()]), "cannot read");
+    let junk = dir.path().join("junk.strata");
+    std::fs::write(&junk, b"this is not an archive at all, sorry").unwrap();
+    assert_clean_failure(
+        &strata(&["info", junk.to_str().unwrap()]),
+        "not a .strata archive",
+    );
+    let empty = dir.path().join("empty.strata");
+    std::fs::write(&empty, b"").unwrap();
+    assert_clean_failure(
+        &strata(&["decode", empty.to_str().unwrap(), "-o", "x.npy"]),
+        "truncated",
+    );
+    let archive = example(dir.path(), [16, 16, 16, 1]);
+    let a = archive.to_str().unwrap();
+    let nodir = dir.path().join("no/such/dir/out.npy");
+    assert_clean_failure(
+        &strata(&["decode", a, "-o", nodir.to_str().unwrap()]),
+        "out.npy",
+    );
+    let badext = dir.path().join("out.xyz");
+    assert_clean_failure(
+        &strata(&["decode", a, "-o", badext.to_str().unwrap()]),
+        "out.xyz",
+    );
+    assert!(!badext.exists());
+    assert_clean_failure(
+        &strata(&["decode", a, "-o", "x.npy", "--scales", "4"]),
+        "--scales",
+    );
+    assert_clean_failure(
+        &strata(&["decode", a, "-o", "x.npy", "--scales", "0"]),
+        "--scales",
+    );
+}
