@@ -133,8 +133,8 @@ pub fn run(args: Args) -> Result<()> {
 /// FMAs per second of all threads running independent FMA chains: the
 /// machine's practical peak for f32 multiply-add.
 fn fma_peak(threads: usize) -> (f64, &'static str) {
-    const ITERS: usize = 20_000_000;
-    let run = |f: fn(usize) -> f32, isa: &'static str| {
+    const ITERS: usize = 50_000_000;
+    let run = |f: fn(usize) -> f32, lanes: usize, isa: &'static str| {
         let mut best = 0f64;
         for _ in 0..3 {
             let t = Instant::now();
@@ -143,8 +143,8 @@ fn fma_peak(threads: usize) -> (f64, &'static str) {
                     s.spawn(|| std::hint::black_box(f(ITERS)));
                 }
             });
-            let rate = (threads * ITERS * CHAINS * 16) as f64 / t.elapsed().as_secs_f64();
-            best = best.max(rate);
+            let fmas = (threads * ITERS * CHAINS * lanes) as f64;
+            best = best.max(fmas / t.elapsed().as_secs_f64());
         }
         (best, isa)
     };
@@ -152,43 +152,72 @@ fn fma_peak(threads: usize) -> (f64, &'static str) {
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: feature checked just above.
-            return run(|n| unsafe { fma_chains_avx512(n) }, "AVX-512 FMA");
+            return run(|n| unsafe { x86::fma_chains_avx512(n) }, 16, "AVX-512 FMA");
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: feature checked just above.
-            return run(|n| unsafe { fma_chains_avx2(n) }, "AVX2 FMA");
+            return run(|n| unsafe { x86::fma_chains_avx2(n) }, 8, "AVX2 FMA");
         }
     }
-    run(fma_chains, "scalar/SSE multiply-add")
+    run(fma_chains_scalar, 1, "scalar multiply-add")
 }
 
 /// Independent accumulators: enough to hide FMA latency on current cores.
 const CHAINS: usize = 12;
 
-#[inline(always)]
-fn fma_chains(iters: usize) -> f32 {
-    let a = std::hint::black_box(0.999_999f32);
-    let b = std::hint::black_box(1e-7f32);
-    let mut acc = [[1f32; 16]; CHAINS];
+fn fma_chains_scalar(iters: usize) -> f32 {
+    let (a, b) = (
+        std::hint::black_box(0.999_999f32),
+        std::hint::black_box(1e-7f32),
+    );
+    let mut acc = [1f32; CHAINS];
     for _ in 0..iters {
-        for chain in acc.iter_mut() {
-            for v in chain.iter_mut() {
-                *v = v.mul_add(a, b);
-            }
+        for v in acc.iter_mut() {
+            *v = *v * a + b;
         }
     }
-    acc.iter().flatten().sum()
+    acc.iter().sum()
 }
 
+/// Explicit intrinsics, so the measured peak does not depend on what the
+/// auto-vectorizer makes of a loop.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn fma_chains_avx512(iters: usize) -> f32 {
-    fma_chains(iters)
-}
+mod x86 {
+    use super::CHAINS;
+    use std::arch::x86_64::*;
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fma_chains_avx2(iters: usize) -> f32 {
-    fma_chains(iters)
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fma_chains_avx512(iters: usize) -> f32 {
+        let a = _mm512_set1_ps(std::hint::black_box(0.999_999));
+        let b = _mm512_set1_ps(std::hint::black_box(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn fma_chains_avx2(iters: usize) -> f32 {
+        let a = _mm256_set1_ps(std::hint::black_box(0.999_999));
+        let b = _mm256_set1_ps(std::hint::black_box(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut out = [0f32; 8];
+        for v in acc {
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+            for (o, l) in out.iter_mut().zip(lanes) {
+                *o += l;
+            }
+        }
+        out.iter().sum()
+    }
 }
