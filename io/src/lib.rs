@@ -247,6 +247,16 @@ pub(crate) fn commit(tmp: NamedTempFile, path: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` through a temporary file beside it and a rename,
+/// so a failure never leaves half a file or clobbers the old one.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    use std::io::Write;
+    let mut tmp = temp_beside(path, "")?;
+    tmp.write_all(bytes)
+        .map_err(|e| IoError::io(path, "write failed", e))?;
+    commit(tmp, path)
+}
+
 /// Opens `path` for reading, with the usual error.
 pub(crate) fn open(path: &Path) -> Result<File, IoError> {
     File::open(path).map_err(|e| IoError::io(path, "cannot open", e))

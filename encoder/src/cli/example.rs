@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<()> {
         1.0,
         args.seed,
     )?;
-    super::write_atomically(&args.output, &bytes)?;
+    strata_io::write_file_atomically(&args.output, &bytes)?;
     eprintln!("wrote {} ({} bytes)", args.output.display(), bytes.len());
     Ok(())
 }

@@ -111,9 +111,9 @@ pub fn run(args: Args) -> Result<()> {
             println!(
                 "  {i:<2} {:<12} {:>5} {:>11} {:>11}  {}  {detail}",
                 s["kind"].as_str().unwrap_or(""),
-                s["scale"],
-                s["offset"],
-                s["length"],
+                s["scale"].as_u64().unwrap_or(0),
+                s["offset"].as_u64().unwrap_or(0),
+                s["length"].as_u64().unwrap_or(0),
                 s["checksum"].as_str().unwrap_or(""),
             );
         }

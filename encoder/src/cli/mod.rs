@@ -52,21 +52,3 @@ fn read_archive(path: &PathBuf) -> Result<(Archive, u64)> {
         Archive::read(&bytes, &Limits::default()).with_context(|| format!("{}", path.display()))?;
     Ok((archive, bytes.len() as u64))
 }
-
-/// Writes `bytes` to `path` through a temporary file in the same directory,
-/// so an existing file is never left half-written.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
