@@ -1,10 +1,17 @@
 //! Fuzzes the archive readers: the streaming reader fed in fuzzed chunk
 //! sizes, section decoding, the in-memory reader and (for small volumes) the
 //! CPU decoder. Any input must give a value or an error, never a panic.
+//!
+//! Input: one control byte, then the archive bytes. Control bit 7 clear: the
+//! target first repairs the section table (contiguous offsets) and every
+//! CRC-32, so mutations reach the section parsers and the decoder instead of
+//! dying at a checksum; set: the bytes are read exactly as given. Bits 0..=5
+//! pick the chunk sizes fed to the streaming reader (0: everything at once).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use strata_format::{decode, Archive, Event, Limits, Section, StreamReader};
+use strata_format::{FIXED_HEADER_LEN, MAX_SECTIONS};
 
 /// Small bounds so the fuzzer does not spend its time on huge allocations.
 fn limits() -> Limits {
@@ -17,18 +24,63 @@ fn limits() -> Limits {
 
 /// Largest volume the CPU decoder is run on, to keep execs fast.
 const MAX_DECODE_VOXELS: u64 = 1 << 16;
+/// Layout constants from docs/FORMAT.md ("Header", "Section table").
+const COUNT_AT: usize = 72;
+const ENTRY_LEN: usize = 24;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = limits();
     let Some((&control, archive)) = data.split_first() else {
         return;
     };
+    let chunking = control & 0x3f;
+    if control & 0x80 == 0 {
+        let mut fixed = archive.to_vec();
+        repair(&mut fixed);
+        check(&fixed, chunking);
+    } else {
+        check(archive, chunking);
+    }
+});
 
-    // Streaming: chunk sizes follow a small generator seeded by the first byte
-    // (0 means: everything in one feed).
+/// Rewrites table offsets to follow one another and recomputes the section
+/// and header checksums, where the bytes for them are present.
+fn repair(bytes: &mut [u8]) {
+    if bytes.len() < FIXED_HEADER_LEN {
+        return;
+    }
+    let count = u32::from_le_bytes(bytes[COUNT_AT..COUNT_AT + 4].try_into().unwrap());
+    if count > MAX_SECTIONS {
+        return;
+    }
+    let total = FIXED_HEADER_LEN + ENTRY_LEN * count as usize + 4;
+    if bytes.len() < total {
+        return;
+    }
+    let mut offset = total as u64;
+    for i in 0..count as usize {
+        let e = FIXED_HEADER_LEN + ENTRY_LEN * i;
+        bytes[e + 8..e + 16].copy_from_slice(&offset.to_le_bytes());
+        let length = u64::from_le_bytes(bytes[e + 16..e + 24].try_into().unwrap());
+        let Some(end) = offset.checked_add(length) else {
+            break;
+        };
+        if end <= bytes.len() as u64 {
+            let crc = crc32fast::hash(&bytes[offset as usize..end as usize]);
+            bytes[e + 4..e + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        offset = end;
+    }
+    let crc = crc32fast::hash(&bytes[..total - 4]);
+    bytes[total - 4..total].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn check(archive: &[u8], chunking: u8) {
+    let limits = limits();
+
+    // Streaming: chunk sizes follow a small generator seeded by `chunking`.
     let mut reader = StreamReader::new(limits.clone());
     let mut header = None;
-    let mut state = control as u32;
+    let mut state = chunking as u32;
     let mut rest = archive;
     let mut ended = false;
     let mut failed = false;
@@ -60,11 +112,11 @@ fuzz_target!(|data: &[u8]| {
         if ended || failed || rest.is_empty() {
             break;
         }
-        let n = if control == 0 {
+        let n = if chunking == 0 {
             rest.len()
         } else {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            1 + (state >> 16) as usize % (4 * control as usize)
+            1 + (state >> 16) as usize % (4 * chunking as usize)
         }
         .min(rest.len());
         reader.feed(&rest[..n]);
@@ -86,4 +138,4 @@ fuzz_target!(|data: &[u8]| {
             let _ = decode(&a.header, &scales, None);
         }
     }
-});
+}

@@ -41,8 +41,9 @@ fn main() {
         let bytes = w.finish().expect("finish archive");
         let a = Archive::read(&bytes, &Limits::default()).expect("seed reads back");
         assert!(a.first_error().is_none(), "seed {i} has a bad section");
-        // The target's first byte picks the chunking; 0 = one feed.
-        for (j, control) in [0u8, 1, 7].into_iter().enumerate() {
+        // The target's first byte: bits 0..=5 pick the chunking (0 = one
+        // feed), bit 7 reads the bytes as given instead of repairing checksums.
+        for (j, control) in [0u8, 1, 7, 0x80, 0x83].into_iter().enumerate() {
             let mut seed = vec![control];
             seed.extend_from_slice(&bytes);
             let path = dir.join(format!("seed-{i}-{j}"));
