@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strata_format::{decode, Archive, Event, Limits, Section, StreamReader};
+use strata_format::{decode, Archive, Event, Header, Limits, Section, StreamReader};
 use strata_format::{FIXED_HEADER_LEN, MAX_SECTIONS};
 
 /// Small bounds so the fuzzer does not spend its time on huge allocations.
@@ -74,6 +74,7 @@ fn repair(bytes: &mut [u8]) {
     bytes[total - 4..total].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Voxels the CPU decoder evaluates if every block is occupied.
 fn check(archive: &[u8], chunking: u8) {
     let limits = limits();
 
@@ -123,7 +124,11 @@ fn check(archive: &[u8], chunking: u8) {
         rest = &rest[n..];
     }
     let finished = reader.finish();
-    assert_eq!(finished.is_ok(), ended, "finish() disagrees with End: {finished:?}");
+    assert_eq!(
+        finished.is_ok(),
+        ended,
+        "finish() disagrees with End: {finished:?}"
+    );
 
     // In memory: every section on its own, then the CPU decoder on what is usable.
     if let Ok(a) = Archive::read(archive, &limits) {
@@ -131,7 +136,11 @@ fn check(archive: &[u8], chunking: u8) {
         let _ = a.metadata();
         let _ = a.first_error();
         let scales = a.usable_scales();
-        let voxels = a.header.dims.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
+        let voxels = a
+            .header
+            .dims
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d as u64));
         if !scales.is_empty() && voxels <= MAX_DECODE_VOXELS {
             let n = scales.len().min(u8::MAX as usize) as u8;
             let _ = decode(&a.header, &scales, Some(n));

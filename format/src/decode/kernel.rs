@@ -46,23 +46,31 @@ pub struct Scratch {
     next: Vec<Lanes>,
 }
 
-/// Evaluates `block`'s MLP at every voxel of the block and writes the
-/// block's value (its range applied) into `out`, `bx·by·bz` values, x
-/// fastest. Voxels past the grid edge are computed too; the caller crops.
-pub fn eval_block(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch: &mut Scratch) {
+/// Evaluates `block`'s MLP at the voxels of the block that lie inside the
+/// grid and writes the block's value (its range applied) into `out`:
+/// `extent = [nx, ny, nz]` voxels (the block size, or less at the grid's
+/// far edges), x fastest. Coordinates are those of the full block, so an
+/// edge block is the full block cropped.
+pub fn eval_block(
+    model: &ScaleModel,
+    block: &BlockRef,
+    extent: [usize; 3],
+    out: &mut [f32],
+    scratch: &mut Scratch,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { eval_avx512(model, block, out, scratch) };
+            return unsafe { eval_avx512(model, block, extent, out, scratch) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { eval_avx2(model, block, out, scratch) };
+            return unsafe { eval_avx2(model, block, extent, out, scratch) };
         }
     }
-    eval_generic::<Separate>(model, block, out, scratch)
+    eval_generic::<Separate>(model, block, extent, out, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -70,23 +78,37 @@ pub fn eval_block(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch
 unsafe fn eval_avx512(
     model: &ScaleModel,
     block: &BlockRef,
+    extent: [usize; 3],
     out: &mut [f32],
     scratch: &mut Scratch,
 ) {
-    eval_generic::<Fused>(model, block, out, scratch)
+    eval_generic::<Fused>(model, block, extent, out, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn eval_avx2(model: &ScaleModel, block: &BlockRef, out: &mut [f32], scratch: &mut Scratch) {
-    eval_generic::<Fused>(model, block, out, scratch)
+unsafe fn eval_avx2(
+    model: &ScaleModel,
+    block: &BlockRef,
+    extent: [usize; 3],
+    out: &mut [f32],
+    scratch: &mut Scratch,
+) {
+    eval_generic::<Fused>(model, block, extent, out, scratch)
 }
 
 #[inline(always)]
-fn eval_generic<M: Madd>(model: &ScaleModel, block: &BlockRef, out: &mut [f32], s: &mut Scratch) {
+fn eval_generic<M: Madd>(
+    model: &ScaleModel,
+    block: &BlockRef,
+    extent: [usize; 3],
+    out: &mut [f32],
+    s: &mut Scratch,
+) {
     let [bx, by, bz] = model.block;
-    let n = bx * by * bz;
-    debug_assert_eq!(out.len(), n);
+    let [nx, ny, _] = extent;
+    let n = extent.iter().product::<usize>();
+    assert_eq!(out.len(), n);
     let first = &model.layers[0];
     let w0 = first.weights_of(block.mlp);
     let b0 = first.biases_of(block.mlp);
@@ -122,10 +144,10 @@ fn eval_generic<M: Madd>(model: &ScaleModel, block: &BlockRef, out: &mut [f32], 
             cy[v] = block_coord(y, by);
             cz[v] = block_coord(z, bz);
             x += 1;
-            if x == bx {
+            if x == nx {
                 x = 0;
                 y += 1;
-                if y == by {
+                if y == ny {
                     y = 0;
                     z += 1;
                 }

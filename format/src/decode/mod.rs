@@ -52,15 +52,15 @@ pub fn add_blocks(model: &ScaleModel, grid: &mut [f32]) {
     let work = |(slab, blocks): (&mut [f32], &Vec<&BlockRef>),
                 scratch: &mut (Scratch, Vec<f32>)| {
         let (s, values) = scratch;
-        values.resize(bx * by * bz, 0.0);
         for b in blocks {
-            eval_block(model, b, values, s);
             let (x0, y0, z0) = (b.pos[0] * bx, b.pos[1] * by, b.pos[2] * bz);
-            let (nx, ny) = (bx.min(gx - x0), by.min(gy - y0));
-            let nz = bz.min(gz - z0);
+            // Only the part of the block inside the grid is evaluated.
+            let (nx, ny, nz) = (bx.min(gx - x0), by.min(gy - y0), bz.min(gz - z0));
+            values.resize(nx * ny * nz, 0.0);
+            eval_block(model, b, [nx, ny, nz], values, s);
             for z in 0..nz {
                 for y in 0..ny {
-                    let src = &values[(z * by + y) * bx..][..nx];
+                    let src = &values[(z * ny + y) * nx..][..nx];
                     let dst = &mut slab[(z * gy + y0 + y) * gx + x0..][..nx];
                     for (d, &v) in dst.iter_mut().zip(src) {
                         *d += v;
@@ -106,6 +106,13 @@ impl Reconstruction {
     /// Levels added so far.
     pub fn levels(&self) -> u8 {
         self.levels_done
+    }
+
+    /// The reconstruction at the finest level added so far, in normalized
+    /// units, and that level's dims (empty before the first level). The
+    /// encoder predicts the next level from this, exactly as decoders will.
+    pub fn current(&self) -> (&[f32], [usize; 4]) {
+        (&self.data, self.dims)
     }
 
     /// Adds the next level: upsamples what is there and adds its blocks.

@@ -12,11 +12,51 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("create corpus dir");
     // (dims, scales, block, dtype, hidden, codec, metadata)
     let cases: &[([u32; 4], u8, [u16; 3], DataType, &[u16], Codec, bool)] = &[
-        ([12, 10, 8, 1], 1, [4, 4, 4], DataType::U8, &[4, 4], Codec::Raw, false),
-        ([12, 10, 8, 1], 2, [6, 5, 4], DataType::U8, &[4, 4], Codec::Zstd(3), true),
-        ([9, 7, 5, 2], 3, [4, 4, 4], DataType::U16, &[4, 4], Codec::Zstd(1), true),
-        ([9, 7, 5, 2], 2, [3, 3, 3], DataType::F32, &[4], Codec::Raw, false),
-        ([6, 6, 6, 1], 1, [6, 6, 6], DataType::U8, &[2, 2], Codec::Zstd(3), true),
+        (
+            [12, 10, 8, 1],
+            1,
+            [4, 4, 4],
+            DataType::U8,
+            &[4, 4],
+            Codec::Raw,
+            false,
+        ),
+        (
+            [12, 10, 8, 1],
+            2,
+            [6, 5, 4],
+            DataType::U8,
+            &[4, 4],
+            Codec::Zstd(3),
+            true,
+        ),
+        (
+            [9, 7, 5, 2],
+            3,
+            [4, 4, 4],
+            DataType::U16,
+            &[4, 4],
+            Codec::Zstd(1),
+            true,
+        ),
+        (
+            [9, 7, 5, 2],
+            2,
+            [3, 3, 3],
+            DataType::F32,
+            &[4],
+            Codec::Raw,
+            false,
+        ),
+        (
+            [6, 6, 6, 1],
+            1,
+            [6, 6, 6],
+            DataType::U8,
+            &[2, 2],
+            Codec::Zstd(3),
+            true,
+        ),
     ];
     for (i, &(dims, scales, block, dtype, hidden, codec, meta)) in cases.iter().enumerate() {
         let info = VolumeInfo {
@@ -36,7 +76,8 @@ fn main() {
             w.add_scale(&s).expect("add scale");
         }
         if meta {
-            w.add_metadata(r#"{"name":"fuzz seed"}"#).expect("add metadata");
+            w.add_metadata(r#"{"name":"fuzz seed"}"#)
+                .expect("add metadata");
         }
         let bytes = w.finish().expect("finish archive");
         let a = Archive::read(&bytes, &Limits::default()).expect("seed reads back");
