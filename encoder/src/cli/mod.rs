@@ -2,6 +2,8 @@
 
 mod bench_decode;
 mod decode;
+mod encode;
+mod eval;
 mod example;
 mod info;
 
@@ -24,6 +26,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Encode a volume into a .strata archive.
+    Encode(encode::Args),
+    /// Compare an archive with its original: ratio, PSNR, max error, SSIM.
+    Eval(eval::Args),
     /// Show an archive's header and sections, with checksum status.
     Info(info::Args),
     /// Decode an archive to .npy, .nii, .nii.gz or .raw (+ .json sidecar).
@@ -37,6 +43,8 @@ enum Command {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Encode(a) => encode::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Info(a) => info::run(a),
         Command::Decode(a) => decode::run(a),
         Command::BenchDecode(a) => bench_decode::run(a),

@@ -1,0 +1,277 @@
+//! The encoder's driver, coarsest scale first and closed loop: each finer
+//! scale fits the residual against what the reference decoder reconstructs
+//! from the coarser sections exactly as written, so encoder and decoders
+//! never drift apart.
+
+use anyhow::{bail, Result};
+use strata_format::decode::upsample;
+use strata_format::synth::SplitMix;
+use strata_format::{
+    block_count, Architecture, ArchiveWriter, Codec, LayerParams, Reconstruction, ScaleSection,
+    Tensor, Volume, VolumeInfo,
+};
+
+use crate::blocks::BlockGrid;
+use crate::cluster;
+use crate::metrics;
+use crate::pyramid::{self, Grid};
+use crate::train::{self, TrainOptions};
+
+/// Everything `strata encode` can set.
+#[derive(Clone, Debug)]
+pub struct EncodeOptions {
+    pub scales: u8,
+    /// Block edges x, y, z; `None` picks one from the volume's size.
+    pub block: Option<[u16; 3]>,
+    /// Width of each of the hidden layers.
+    pub width: u16,
+    pub hidden_layers: usize,
+    pub latent_dim: u16,
+    pub omega0: f32,
+    /// Blocks sharing one MLP, coarsest scale first; `None`: 1/2/4 for a
+    /// static volume, 8/16/32 for a time series (the last repeats).
+    pub blocks_per_mlp: Option<Vec<usize>>,
+    /// Training epochs per scale, coarsest first (the last repeats); an
+    /// epoch is as many samples per MLP as its blocks have voxels.
+    pub epochs: Vec<f32>,
+    /// Finer-scale blocks whose mean squared residual (normalized units) is
+    /// at most this are empty.
+    pub empty_threshold: f32,
+    pub train: TrainOptions,
+    pub seed: u64,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            scales: 3,
+            block: None,
+            width: 24,
+            hidden_layers: 3,
+            latent_dim: 8,
+            omega0: 30.0,
+            blocks_per_mlp: None,
+            epochs: vec![200.0, 150.0, 125.0],
+            empty_threshold: 1e-4,
+            train: TrainOptions::default(),
+            seed: 1,
+        }
+    }
+}
+
+/// Told about progress: scale started, training steps, scale finished.
+pub trait Progress {
+    fn scale_started(&mut self, level: u8, scales: u8, steps: usize, mlps: usize, blocks: usize);
+    fn step(&mut self, step: usize, loss: f32);
+    fn scale_finished(&mut self, level: u8, psnr: f64);
+}
+
+/// What happened, per scale.
+#[derive(Clone, Debug, Default)]
+pub struct EncodeReport {
+    pub block: [u16; 3],
+    /// Per scale, coarsest first: (grid dims, occupied blocks, MLPs, PSNR of
+    /// the reconstruction at that level in dB).
+    pub scales: Vec<([usize; 4], usize, usize, f64)>,
+    /// What the encoder reconstructs, in original units: exactly what the
+    /// reference decoder gives for the archive.
+    pub reconstruction: Option<Volume>,
+}
+
+/// Default block edge: 16 for volumes of a million voxels or more, 8 below;
+/// never more than an axis is long.
+pub fn default_block(dims: [usize; 4]) -> [u16; 3] {
+    let voxels = dims[0] * dims[1] * dims[2];
+    let edge = if voxels >= 1 << 20 { 16 } else { 8 };
+    [0, 1, 2].map(|a| edge.min(dims[a]) as u16)
+}
+
+/// Refuses volumes with NaN or infinite samples, naming how many and where.
+fn check_finite(v: &Volume) -> Result<()> {
+    let mut bad = v.data.iter().enumerate().filter(|(_, x)| !x.is_finite());
+    if let Some((first, value)) = bad.next() {
+        let count = 1 + bad.count();
+        let [x, y, z] = [
+            first % v.dims[0],
+            (first / v.dims[0]) % v.dims[1],
+            (first / (v.dims[0] * v.dims[1])) % v.dims[2],
+        ];
+        let t = first / v.frame_len();
+        bail!(
+            "the volume has {count} non-finite samples (NaN or ±Inf); the first is {value} at x={x}, y={y}, z={z}, t={t}"
+        );
+    }
+    Ok(())
+}
+
+/// Encodes `volume` into archive bytes.
+pub fn encode(
+    volume: &Volume,
+    name: &str,
+    opts: &EncodeOptions,
+    progress: &mut dyn Progress,
+) -> Result<(Vec<u8>, EncodeReport)> {
+    check_finite(volume)?;
+    if opts.scales == 0 || opts.scales > strata_format::MAX_SCALES {
+        bail!("--scales must be between 1 and {}", strata_format::MAX_SCALES);
+    }
+    if opts.width == 0 || opts.hidden_layers == 0 {
+        bail!("--width and the number of hidden layers must be at least 1");
+    }
+    let (lo, hi) = volume.finite_range().expect("checked finite and non-empty");
+    let span = (hi - lo) as f64;
+    let scale = if span > 0.0 { 1.0 / span } else { 0.0 };
+    let normalized: Vec<f32> = volume
+        .data
+        .iter()
+        .map(|&v| ((v - lo) as f64 * scale) as f32)
+        .collect();
+    let block = opts.block.unwrap_or_else(|| default_block(volume.dims));
+    if block.iter().any(|&b| b == 0 || b > strata_format::MAX_BLOCK_EDGE) {
+        bail!("block edges must be between 1 and {}", strata_format::MAX_BLOCK_EDGE);
+    }
+    let time_series = volume.dims[3] > 1;
+    let per_mlp = opts.blocks_per_mlp.clone().unwrap_or(if time_series {
+        vec![8, 16, 32]
+    } else {
+        vec![1, 2, 4]
+    });
+    let info = VolumeInfo {
+        dims: volume.dims.map(|d| d as u32),
+        scales: opts.scales,
+        block,
+        value_min: lo as f64,
+        value_max: hi as f64,
+        dtype: volume.dtype,
+        spacing: volume.spacing,
+    };
+    let header = info.header();
+    let arch = Architecture {
+        latent_dim: opts.latent_dim,
+        hidden: vec![opts.width; opts.hidden_layers],
+        omega0: opts.omega0,
+    };
+    let levels = pyramid::build(Grid::new(volume.dims, normalized), opts.scales);
+    let mut writer = ArchiveWriter::new(info, Codec::Zstd(19));
+    let mut rec = Reconstruction::new(&header);
+    let mut rng = SplitMix(opts.seed);
+    let mut report = EncodeReport {
+        block,
+        ..Default::default()
+    };
+    let bsize = block.map(|b| b as usize);
+    for (level, truth) in levels.iter().enumerate() {
+        let level = level as u8;
+        // The target: this level minus the prediction from coarser levels.
+        let target = if level == 0 {
+            truth.clone()
+        } else {
+            let (prev, dims) = rec.current();
+            let predicted = upsample(prev, dims, truth.dims);
+            let data = truth.data.iter().zip(&predicted).map(|(t, p)| t - p).collect();
+            Grid::new(truth.dims, data)
+        };
+        let grid = BlockGrid::cut(&target, bsize);
+        debug_assert_eq!(grid.blocks.len(), block_count(&header, level));
+        let occupancy: Vec<bool> = grid
+            .blocks
+            .iter()
+            .map(|b| level == 0 || b.energy > opts.empty_threshold)
+            .collect();
+        let occupied: Vec<&crate::blocks::Block> = grid
+            .blocks
+            .iter()
+            .zip(&occupancy)
+            .filter(|(_, &o)| o)
+            .map(|(b, _)| b)
+            .collect();
+        let b = per_mlp[(level as usize).min(per_mlp.len() - 1)];
+        let normalized: Vec<Vec<f32>> = occupied.iter().map(|b| b.normalized()).collect();
+        let features: Vec<Vec<f32>> = normalized
+            .iter()
+            .zip(&occupied)
+            .map(|(n, b)| cluster::features(n, b.extent))
+            .collect();
+        let assignment = cluster::cluster(&features, b, &mut rng);
+        let n_mlps = assignment.iter().max().map_or(0, |m| m + 1);
+        let epochs = opts.epochs[(level as usize).min(opts.epochs.len() - 1)];
+        let section = if occupied.is_empty() {
+            empty_section(level, &arch, grid.blocks.len())
+        } else {
+            let samples: Vec<train::BlockSamples> = occupied
+                .iter()
+                .zip(normalized)
+                .map(|(b, values)| train::BlockSamples {
+                    extent: b.extent,
+                    values,
+                })
+                .collect();
+            let fitted = train::fit(
+                &samples,
+                &assignment,
+                n_mlps,
+                bsize,
+                &arch,
+                epochs,
+                &opts.train,
+                opts.seed.wrapping_add(level as u64),
+                progress,
+                level,
+                opts.scales,
+            )?;
+            ScaleSection {
+                level,
+                arch: arch.clone(),
+                n_mlps: n_mlps as u32,
+                occupancy: occupancy.clone(),
+                assignment: assignment.iter().map(|&a| a as u32).collect(),
+                ranges: Tensor::f32(occupied.iter().flat_map(|b| [b.min, b.max]).collect()),
+                latents: Tensor::f32(fitted.latents),
+                layers: fitted
+                    .layers
+                    .into_iter()
+                    .map(|(w, b)| LayerParams {
+                        weights: Tensor::f32(w),
+                        biases: Tensor::f32(b),
+                    })
+                    .collect(),
+            }
+        };
+        writer.add_scale(&section)?;
+        rec.add_scale(&section)?;
+        let (now, _) = rec.current();
+        let q = metrics::quality(&truth.data, now);
+        // PSNR in normalized units: the range is 1 by construction.
+        let psnr = metrics::psnr(1.0, q.rmse);
+        progress.scale_finished(level, psnr);
+        report
+            .scales
+            .push((truth.dims, occupied.len(), n_mlps, psnr));
+    }
+    report.reconstruction = Some(rec.to_volume()?);
+    let meta = serde_json::json!({ "name": name });
+    writer.add_metadata(&meta.to_string())?;
+    Ok((writer.finish()?, report))
+}
+
+/// A finer scale with nothing worth fitting: all blocks empty.
+fn empty_section(level: u8, arch: &Architecture, blocks: usize) -> ScaleSection {
+    ScaleSection {
+        level,
+        arch: arch.clone(),
+        n_mlps: 0,
+        occupancy: vec![false; blocks],
+        assignment: Vec::new(),
+        ranges: Tensor::f32(Vec::new()),
+        latents: Tensor::f32(Vec::new()),
+        layers: arch
+            .layer_shapes()
+            .iter()
+            .map(|_| LayerParams {
+                weights: Tensor::f32(Vec::new()),
+                biases: Tensor::f32(Vec::new()),
+            })
+            .collect(),
+    }
+}
+

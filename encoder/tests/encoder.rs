@@ -1,0 +1,158 @@
+//! The encoder on small synthetic volumes (seconds each).
+
+use strata::cluster::{balanced_assignment, cluster, kmeans, within_cluster_distance};
+use strata::pyramid::{self, Grid};
+use strata::train::TrainOptions;
+use strata::{encode, EncodeOptions, Progress};
+use strata_format::synth::SplitMix;
+use strata_format::{decode, level_dims, Archive, DataType, Limits, Volume};
+
+struct Quiet;
+impl Progress for Quiet {
+    fn scale_started(&mut self, _: u8, _: u8, _: usize, _: usize, _: usize) {}
+    fn step(&mut self, _: usize, _: f32) {}
+    fn scale_finished(&mut self, _: u8, _: f64) {}
+}
+
+fn volume(dims: [usize; 4], f: impl Fn(f32, f32, f32, f32) -> f32) -> Volume {
+    let mut data = Vec::new();
+    for t in 0..dims[3] {
+        for z in 0..dims[2] {
+            for y in 0..dims[1] {
+                for x in 0..dims[0] {
+                    let n = |i: usize, d: usize| i as f32 / d.max(2) as f32;
+                    data.push(f(n(x, dims[0]), n(y, dims[1]), n(z, dims[2]), t as f32));
+                }
+            }
+        }
+    }
+    let mut v = Volume::new(dims, data).unwrap();
+    v.dtype = DataType::I16;
+    v
+}
+
+fn quick(steps: usize) -> EncodeOptions {
+    EncodeOptions {
+        width: 16,
+        train: TrainOptions {
+            batch: 256,
+            max_steps: Some(steps),
+            ..TrainOptions::default()
+        },
+        ..EncodeOptions::default()
+    }
+}
+
+#[test]
+fn pyramid_levels_have_the_archive_dims_and_keep_constants() {
+    for dims in [[33usize, 20, 9, 3], [7, 7, 7, 1], [64, 1, 5, 2]] {
+        let n: usize = dims.iter().product();
+        let levels = pyramid::build(Grid::new(dims, vec![0.25; n]), 4);
+        for (l, g) in levels.iter().enumerate() {
+            assert_eq!(g.dims, level_dims(dims.map(|d| d as u32), 4, l as u8));
+            assert!(g.data.iter().all(|&v| (v - 0.25).abs() < 1e-6));
+        }
+    }
+}
+
+#[test]
+fn encoder_reconstruction_equals_the_cpu_decode_of_its_archive() {
+    // 4D, odd dims, a block that does not divide them.
+    let v = volume([19, 14, 11, 3], |x, y, z, t| (3.0 * x + y).sin() * 100.0 + z * 40.0 + t * 5.0);
+    let mut opts = quick(40);
+    opts.block = Some([6, 5, 4]);
+    let (bytes, report) = encode(&v, "t", &opts, &mut Quiet).unwrap();
+    let a = Archive::read(&bytes, &Limits::default()).unwrap();
+    assert!(a.first_error().is_none());
+    let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
+    assert_eq!(decoded.dims, v.dims);
+    assert_eq!(decoded.dtype, DataType::I16);
+    assert_eq!(Some(decoded), report.reconstruction);
+}
+
+#[test]
+fn smooth_volume_reaches_a_psnr_floor() {
+    let v = volume([24, 24, 24, 1], |x, y, z, _| (2.0 * x).sin() * (3.0 * y).cos() + z);
+    let mut opts = quick(400);
+    opts.block = Some([8, 8, 8]);
+    let (_, report) = encode(&v, "smooth", &opts, &mut Quiet).unwrap();
+    let rec = report.reconstruction.unwrap();
+    let q = strata::metrics::quality(&v.data, &rec.data);
+    assert!(q.psnr > 35.0, "PSNR {:.2} dB", q.psnr);
+}
+
+#[test]
+fn balanced_clusters_are_balanced_and_better_than_random() {
+    let mut rng = SplitMix(3);
+    // Points around 6 centres.
+    let points: Vec<Vec<f32>> = (0..103)
+        .map(|i| {
+            let c = (i % 6) as f32 * 3.0;
+            (0..8).map(|_| c + rng.symmetric(0.5)).collect()
+        })
+        .collect();
+    for per in [2usize, 4, 5, 17] {
+        let assign = cluster(&points, per, &mut SplitMix(1));
+        let k = points.len().div_ceil(per);
+        let mut sizes = vec![0usize; k];
+        for &a in &assign {
+            sizes[a] += 1;
+        }
+        let (lo, hi) = (points.len() / k, points.len().div_ceil(k));
+        assert!(sizes.iter().all(|&s| s >= lo && s <= hi), "per {per}: {sizes:?}");
+        // A random balanced assignment: same sizes, shuffled.
+        let mut random: Vec<usize> = (0..points.len()).map(|i| i % k).collect();
+        for i in (1..random.len()).rev() {
+            random.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        assert!(
+            within_cluster_distance(&points, &assign) < 0.8 * within_cluster_distance(&points, &random),
+            "per {per}"
+        );
+    }
+    // Algorithm 1 directly: sizes exact even with skewed centroids.
+    let centroids = kmeans(&points, 7, 5, &mut SplitMix(2));
+    let a = balanced_assignment(&points, &centroids);
+    let mut sizes = vec![0; 7];
+    for x in a {
+        sizes[x] += 1;
+    }
+    assert!(sizes.iter().all(|&s| s == 14 || s == 15), "{sizes:?}");
+}
+
+#[test]
+fn nan_input_is_refused_with_count_and_position() {
+    let mut v = volume([9, 8, 7, 1], |x, _, _, _| x);
+    v.data[v.index(3, 2, 1, 0)] = f32::NAN;
+    v.data[v.index(5, 5, 5, 0)] = f32::INFINITY;
+    let err = encode(&v, "nan", &quick(5), &mut Quiet).unwrap_err().to_string();
+    assert!(err.contains("2 non-finite"), "{err}");
+    assert!(err.contains("x=3, y=2, z=1, t=0"), "{err}");
+}
+
+#[test]
+fn awkward_volumes_encode_and_decode() {
+    let cases: Vec<(Volume, Option<[u16; 3]>)> = vec![
+        // Smaller than a block.
+        (volume([5, 3, 2, 1], |x, y, _, _| x + y), Some([8, 8, 8])),
+        // Constant.
+        (volume([12, 10, 9, 1], |_, _, _, _| 7.0), None),
+        // Prime dims, 4D with t = 2, and t = 1 through the 4D path.
+        (volume([13, 11, 7, 2], |x, y, z, t| x * y + z - t), Some([4, 4, 4])),
+        (volume([17, 1, 3, 1], |x, _, z, _| x - z), Some([4, 4, 4])),
+    ];
+    for (i, (v, block)) in cases.into_iter().enumerate() {
+        let mut opts = quick(20);
+        opts.block = block;
+        let (bytes, report) = encode(&v, "odd", &opts, &mut Quiet).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let a = Archive::read(&bytes, &Limits::default()).unwrap();
+        let d = decode(&a.header, &a.usable_scales(), None).unwrap();
+        assert_eq!(d.dims, v.dims, "case {i}");
+        assert!(d.data.iter().all(|x| x.is_finite()), "case {i}");
+        assert_eq!(Some(d), report.reconstruction, "case {i}");
+    }
+    // The constant volume comes back exactly.
+    let v = volume([12, 10, 9, 1], |_, _, _, _| 7.0);
+    let (_, report) = encode(&v, "c", &quick(5), &mut Quiet).unwrap();
+    assert!(report.reconstruction.unwrap().data.iter().all(|&x| x == 7.0));
+}
