@@ -123,8 +123,9 @@ fn balanced_clusters_are_balanced_and_better_than_random() {
 #[test]
 fn nan_input_is_refused_with_count_and_position() {
     let mut v = volume([9, 8, 7, 1], |x, _, _, _| x);
-    v.data[v.index(3, 2, 1, 0)] = f32::NAN;
-    v.data[v.index(5, 5, 5, 0)] = f32::INFINITY;
+    let (a, b) = (v.index(3, 2, 1, 0), v.index(5, 5, 5, 0));
+    v.data[a] = f32::NAN;
+    v.data[b] = f32::INFINITY;
     let err = encode(&v, "nan", &quick(5), &mut Quiet).unwrap_err().to_string();
     assert!(err.contains("2 non-finite"), "{err}");
     assert!(err.contains("x=3, y=2, z=1, t=0"), "{err}");
