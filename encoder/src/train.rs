@@ -6,8 +6,8 @@
 use anyhow::{bail, Result};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamState, Optimizer};
-use burn::tensor::{Distribution, Gradients, Int, Tensor, TensorData};
-use strata_format::decode::block_coord;
+use burn::tensor::{Gradients, Int, Tensor, TensorData};
+use strata_format::decode::{block_coord, sin_approx};
 use strata_format::synth::SplitMix;
 use strata_format::Architecture;
 
@@ -30,6 +30,9 @@ pub struct TrainOptions {
     pub weight_decay: f32,
     /// Caps the steps of one scale (for quick runs and tests).
     pub max_steps: Option<usize>,
+    /// CPU threads (groups of MLPs trained side by side); `None`: all cores.
+    /// The result does not depend on it.
+    pub threads: Option<usize>,
 }
 
 impl Default for TrainOptions {
@@ -40,6 +43,7 @@ impl Default for TrainOptions {
             learning_rate: 1e-3,
             weight_decay: 2e-5,
             max_steps: None,
+            threads: None,
         }
     }
 }
@@ -101,7 +105,24 @@ impl<const D: usize> Param<D> {
     }
 }
 
-/// Fits `assignment.len()` blocks with `m` MLPs (`assignment[b]` = MLP of block b).
+/// A training problem: which blocks each MLP owns, and how long to train.
+struct Job<'a> {
+    /// Index of the group's first MLP among all of the scale's.
+    first_mlp: usize,
+    blocks: &'a [BlockSamples],
+    /// Blocks of each MLP (indices into `blocks`).
+    members: Vec<Vec<usize>>,
+    block_size: [usize; 3],
+    arch: &'a Architecture,
+    steps: usize,
+    opts: &'a TrainOptions,
+}
+
+/// Fits `assignment.len()` blocks with `m` MLPs (`assignment[b]` = MLP of
+/// block b). The MLPs are independent, so they are split into one group per
+/// thread, each trained in its own burn graph (burn's CPU backend runs an
+/// op on one thread). Every MLP draws from its own random stream, so the
+/// result is the same whatever the number of threads.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     blocks: &[BlockSamples],
@@ -116,15 +137,7 @@ pub fn fit(
     level: u8,
     scales: u8,
 ) -> Result<Fitted> {
-    let base = device(opts.device)?;
-    base.seed(seed);
-    let dev = base.autodiff();
     let n = opts.batch.max(1);
-    let latent_dim = arch.latent_dim as usize;
-    let omega0 = arch.omega0;
-    let shapes = arch.layer_shapes();
-
-    // Blocks of each MLP, and how many voxels each MLP covers.
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); m];
     for (b, &a) in assignment.iter().enumerate() {
         members[a].push(b);
@@ -139,8 +152,131 @@ pub fn fit(
         steps = steps.min(cap);
     }
     let steps = steps.max(1);
+    progress.scale_started(level, scales, steps, m, blocks.len());
 
-    // SIREN initialization.
+    // One group per thread on the CPU; the GPU takes everything at once.
+    let groups = match opts.device {
+        Device::Cpu => opts
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .min(m)
+            .max(1),
+        Device::Gpu => 1,
+    };
+    let bounds: Vec<usize> = (0..=groups).map(|g| g * m / groups).collect();
+    let job = |g: usize| Job {
+        first_mlp: bounds[g],
+        blocks,
+        members: members[bounds[g]..bounds[g + 1]].to_vec(),
+        block_size,
+        arch,
+        steps,
+        opts,
+    };
+    let results: Vec<Result<Fitted>> = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..groups)
+            .map(|g| {
+                let job = job(g);
+                scope.spawn(move || fit_group(&job, seed, &mut ()))
+            })
+            .collect();
+        // Group 0 runs here and reports progress for all.
+        let first = fit_group(&job(0), seed, progress);
+        std::iter::once(first)
+            .chain(others.into_iter().map(|h| h.join().expect("training thread panicked")))
+            .collect()
+    });
+    // Stitch groups back together: weights in MLP order, latents in block order.
+    let shapes = arch.layer_shapes();
+    let latent_dim = arch.latent_dim as usize;
+    let mut layers: Vec<(Vec<f32>, Vec<f32>)> = shapes
+        .iter()
+        .map(|&(i, o)| (Vec::with_capacity(m * i * o), Vec::with_capacity(m * o)))
+        .collect();
+    let mut latents = vec![0f32; blocks.len() * latent_dim];
+    for (g, result) in results.into_iter().enumerate() {
+        let fitted = result?;
+        for (dst, src) in layers.iter_mut().zip(fitted.layers) {
+            dst.0.extend(src.0);
+            dst.1.extend(src.1);
+        }
+        let own = members[bounds[g]..bounds[g + 1]].iter().flatten();
+        for (slot, &b) in own.enumerate() {
+            latents[b * latent_dim..(b + 1) * latent_dim]
+                .copy_from_slice(&fitted.latents[slot * latent_dim..(slot + 1) * latent_dim]);
+        }
+    }
+    Ok(Fitted { layers, latents })
+}
+
+/// Progress that goes nowhere, for the groups that do not report.
+impl Progress for () {
+    fn scale_started(&mut self, _: u8, _: u8, _: usize, _: usize, _: usize) {}
+    fn step(&mut self, _: usize, _: f32) {}
+    fn scale_finished(&mut self, _: u8, _: f64) {}
+}
+
+/// Uniform values in [-a, a) as a tensor whose first axis is the MLP; each
+/// MLP's slice comes from its own generator.
+fn uniform<const D: usize>(
+    shape: [usize; D],
+    a: f64,
+    rngs: &mut [SplitMix],
+    dev: &burn::tensor::Device,
+) -> Tensor<D> {
+    let per: usize = shape[1..].iter().product();
+    let data: Vec<f32> = rngs
+        .iter_mut()
+        .flat_map(|rng| (0..per).map(|_| rng.symmetric(a as f32)).collect::<Vec<_>>())
+        .collect();
+    Tensor::from_data(TensorData::new(data, shape), dev)
+}
+
+/// sin(ω0·y). burn's CPU backend evaluates sin and cos one libm call at a
+/// time, over half of a training step; on the CPU the sine is computed here
+/// with the decoder's vectorized polynomial instead, and enters the graph
+/// as its tangent line y·c + (s − y·c), with s = sin(ω0·y) and
+/// c = ω0·cos(ω0·y) held constant: the value is s and the gradient is c,
+/// exactly as for sin itself.
+fn sine(y: Tensor<3>, omega0: f32, device: Device) -> Tensor<3> {
+    if device != Device::Cpu {
+        return y.mul_scalar(omega0).sin();
+    }
+    let inner = y.clone().inner();
+    let (dims, dev) = (inner.dims(), inner.device());
+    let values: Vec<f32> = inner
+        .clone()
+        .try_into_vec_as::<f32>()
+        .expect("f32 tensor");
+    let mut s = Vec::with_capacity(values.len());
+    let mut c = Vec::with_capacity(values.len());
+    for &v in &values {
+        let x = omega0 * v;
+        s.push(sin_approx(x));
+        c.push(omega0 * sin_approx(x + std::f32::consts::FRAC_PI_2));
+    }
+    let s = Tensor::<3>::from_data(TensorData::new(s, dims), &dev);
+    let c = Tensor::<3>::from_data(TensorData::new(c, dims), &dev);
+    let offset = s - inner * c.clone();
+    y * c.autodiff() + offset.autodiff()
+}
+
+/// Trains one group of MLPs; latents come back in the order of the group's
+/// blocks (MLP by MLP, each MLP's blocks in order).
+fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted> {
+    let dev = device(job.opts.device)?.autodiff();
+    let m = job.members.len();
+    let n = job.opts.batch.max(1);
+    let arch = job.arch;
+    let latent_dim = arch.latent_dim as usize;
+    let omega0 = arch.omega0;
+    let shapes = arch.layer_shapes();
+    // One random stream per MLP, keyed by its index in the whole scale.
+    let mut rngs: Vec<SplitMix> = (0..m)
+        .map(|k| SplitMix(seed ^ ((job.first_mlp + k) as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .collect();
+
+    // SIREN initialization, drawn on the host so it is reproducible.
     let mut weights = Vec::new();
     let mut biases = Vec::new();
     for (l, &(i, o)) in shapes.iter().enumerate() {
@@ -149,46 +285,60 @@ pub fn fit(
         } else {
             (6.0 / i as f64).sqrt() / omega0 as f64
         };
-        weights.push(Param::new(Tensor::<3>::random([m, i, o], Distribution::Uniform(-a, a), &dev)));
+        weights.push(Param::new(uniform([m, i, o], a, &mut rngs, &dev)));
         let ab = 1.0 / (i as f64).sqrt();
         let ab = if l == 0 { ab } else { ab.min(a) };
-        biases.push(Param::new(Tensor::<3>::random([m, 1, o], Distribution::Uniform(-ab, ab), &dev)));
+        biases.push(Param::new(uniform([m, 1, o], ab, &mut rngs, &dev)));
     }
-    let mut latents = if latent_dim > 0 {
-        Some(Param::new(Tensor::<2>::random(
-            [blocks.len(), latent_dim],
-            Distribution::Normal(0.0, 0.01),
+    // The group's blocks get consecutive latent slots.
+    let own: Vec<usize> = job.members.iter().flatten().copied().collect();
+    let mut slot_of = std::collections::HashMap::with_capacity(own.len());
+    for (slot, &b) in own.iter().enumerate() {
+        slot_of.insert(b, slot);
+    }
+    let mut latents = (latent_dim > 0).then(|| {
+        // Each block's code from its MLP's stream.
+        let data: Vec<f32> = job
+            .members
+            .iter()
+            .zip(rngs.iter_mut())
+            .flat_map(|(mine, rng)| {
+                (0..mine.len() * latent_dim)
+                    .map(|_| rng.symmetric(0.01))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Param::new(Tensor::<2>::from_data(
+            TensorData::new(data, [own.len(), latent_dim]),
             &dev,
-        )))
-    } else {
-        None
-    };
+        ))
+    });
     let adam = AdamConfig::new()
         .with_beta_1(0.9)
         .with_beta_2(0.999)
         .with_epsilon(1e-8)
-        .with_weight_decay(Some(WeightDecayConfig::new(opts.weight_decay)))
+        .with_weight_decay(Some(WeightDecayConfig::new(job.opts.weight_decay)))
         .build();
 
-    progress.scale_started(level, scales, steps, m, blocks.len());
-    let mut rng = SplitMix(seed ^ 0x5EED);
     let mut coords = vec![0f32; m * n * 3];
     let mut target = vec![0f32; m * n];
     let mut which = vec![0i64; m * n];
-    for step in 0..steps {
+    let bs = job.block_size;
+    for step in 0..job.steps {
         // A random batch of voxels per MLP, each from a random block of its own.
-        for (k, own) in members.iter().enumerate() {
+        for (k, (mine, rng)) in job.members.iter().zip(rngs.iter_mut()).enumerate() {
             for s in 0..n {
                 let j = k * n + s;
-                let b = own[(rng.next_u64() % own.len() as u64) as usize];
-                let e = blocks[b].extent;
+                let b = mine[(rng.next_u64() % mine.len() as u64) as usize];
+                let block = &job.blocks[b];
+                let e = block.extent;
                 let v = (rng.next_u64() % (e[0] * e[1] * e[2]) as u64) as usize;
                 let (x, y, z) = (v % e[0], (v / e[0]) % e[1], v / (e[0] * e[1]));
-                coords[3 * j] = block_coord(x, block_size[0]);
-                coords[3 * j + 1] = block_coord(y, block_size[1]);
-                coords[3 * j + 2] = block_coord(z, block_size[2]);
-                target[j] = blocks[b].values[v];
-                which[j] = b as i64;
+                coords[3 * j] = block_coord(x, bs[0]);
+                coords[3 * j + 1] = block_coord(y, bs[1]);
+                coords[3 * j + 2] = block_coord(z, bs[2]);
+                target[j] = block.values[v];
+                which[j] = slot_of[&b] as i64;
             }
         }
         let c = Tensor::<3>::from_data(TensorData::new(coords.clone(), [m, n, 3]), &dev);
@@ -204,33 +354,33 @@ pub fn fit(
         let last = shapes.len() - 1;
         for l in 0..shapes.len() {
             let y = h.matmul(weights[l].value.clone()) + biases[l].value.clone();
-            h = if l < last { y.mul_scalar(omega0).sin() } else { y };
+            h = if l < last { sine(y, omega0, job.opts.device) } else { y };
         }
-        // Sum of per-MLP MSEs: each MLP gets the gradient it would alone.
-        let loss = (h - t).square().mean().mul_scalar(m as f32);
-        let report = step % 25 == 0 || step + 1 == steps;
+        // Sum of per-MLP MSEs: each MLP gets the gradient it would alone
+        // (and exactly the same whatever the group size).
+        let loss = (h - t).square().sum().mul_scalar(1.0 / n as f32);
+        let report = step % 25 == 0 || step + 1 == job.steps;
         let loss_value = report.then(|| loss.clone().inner().into_scalar::<f32>() / m as f32);
         let mut grads = loss.backward();
         for p in weights.iter_mut().chain(biases.iter_mut()) {
-            p.step(&adam, opts.learning_rate, &mut grads);
+            p.step(&adam, job.opts.learning_rate, &mut grads);
         }
         if let Some(lat) = latents.as_mut() {
-            lat.step(&adam, opts.learning_rate, &mut grads);
+            lat.step(&adam, job.opts.learning_rate, &mut grads);
         }
         if let Some(l) = loss_value {
             if !l.is_finite() {
-                bail!("training diverged at scale {level}, step {step} (loss {l})");
+                bail!("training diverged at step {step} (loss {l})");
             }
             progress.step(step + 1, l);
         }
     }
-    let layers = weights
-        .iter()
-        .zip(&biases)
-        .map(|(w, b)| (w.to_vec(), b.to_vec()))
-        .collect();
     Ok(Fitted {
-        layers,
+        layers: weights
+            .iter()
+            .zip(&biases)
+            .map(|(w, b)| (w.to_vec(), b.to_vec()))
+            .collect(),
         latents: latents.map(|l| l.to_vec()).unwrap_or_default(),
     })
 }

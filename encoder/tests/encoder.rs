@@ -157,3 +157,17 @@ fn awkward_volumes_encode_and_decode() {
     let (_, report) = encode(&v, "c", &quick(5), &mut Quiet).unwrap();
     assert!(report.reconstruction.unwrap().data.iter().all(|&x| x == 7.0));
 }
+
+#[test]
+fn deterministic_for_a_seed_whatever_the_thread_count() {
+    let v = volume([20, 18, 16, 1], |x, y, z, _| (4.0 * x).sin() + y * z);
+    let run = |threads| {
+        let mut opts = quick(30);
+        opts.block = Some([5, 6, 4]);
+        opts.train.threads = Some(threads);
+        encode(&v, "d", &opts, &mut Quiet).unwrap().0
+    };
+    let one = run(1);
+    assert_eq!(one, run(1));
+    assert_eq!(one, run(3));
+}

@@ -56,9 +56,18 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum DeviceArg {
+pub enum DeviceArg {
     Cpu,
     Gpu,
+}
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Device {
+        match d {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Gpu => Device::Gpu,
+        }
+    }
 }
 
 /// Progress bars per scale: loss, PSNR so far, ETA.
@@ -137,10 +146,7 @@ pub fn run(args: Args) -> Result<()> {
         epochs: args.epochs,
         empty_threshold: args.empty_threshold,
         train: TrainOptions {
-            device: match args.device {
-                DeviceArg::Cpu => Device::Cpu,
-                DeviceArg::Gpu => Device::Gpu,
-            },
+            device: args.device.into(),
             batch: args.batch,
             max_steps: args.max_steps,
             ..TrainOptions::default()

@@ -1,11 +1,13 @@
 //! Subcommands of `strata`.
 
 mod bench_decode;
+mod bench_train;
 mod decode;
 mod encode;
 mod eval;
 mod example;
 mod info;
+mod phantom;
 
 use std::path::PathBuf;
 
@@ -34,8 +36,12 @@ enum Command {
     Info(info::Args),
     /// Decode an archive to .npy, .nii, .nii.gz or .raw (+ .json sidecar).
     Decode(decode::Args),
+    /// Write the 3D Shepp–Logan phantom, a sample volume to try Strata on.
+    Phantom(phantom::Args),
     /// Measure the CPU reference decoder's speed on a synthetic archive.
     BenchDecode(bench_decode::Args),
+    /// Measure training throughput (forward + backward + update).
+    BenchTrain(bench_train::Args),
     /// Write a small archive with randomly initialized networks (a sample
     /// to decode until the encoder lands).
     Example(example::Args),
@@ -48,7 +54,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Decode(a) => decode::run(a),
         Command::BenchDecode(a) => bench_decode::run(a),
+        Command::BenchTrain(a) => bench_train::run(a),
         Command::Example(a) => example::run(a),
+        Command::Phantom(a) => phantom::run(a),
     }
 }
 
