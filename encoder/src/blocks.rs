@@ -28,7 +28,10 @@ impl Block {
             return vec![0.0; self.values.len()];
         }
         let s = 2.0 / span;
-        self.values.iter().map(|&v| (v - self.min) * s - 1.0).collect()
+        self.values
+            .iter()
+            .map(|&v| (v - self.min) * s - 1.0)
+            .collect()
     }
 }
 
@@ -64,13 +67,16 @@ impl BlockGrid {
                         let mut values = Vec::with_capacity(extent.iter().product());
                         for z in 0..extent[2] {
                             for y in 0..extent[1] {
-                                let start = target.index(origin[0], origin[1] + y, origin[2] + z, t);
+                                let start =
+                                    target.index(origin[0], origin[1] + y, origin[2] + z, t);
                                 values.extend_from_slice(&target.data[start..start + extent[0]]);
                             }
                         }
                         let (min, max) = values
                             .iter()
-                            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                                (lo.min(v), hi.max(v))
+                            });
                         let energy = (values.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
                             / values.len() as f64) as f32;
                         blocks.push(Block {

@@ -30,7 +30,12 @@ fn dist2(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Plain k-means (k-means++ seeding, Lloyd iterations); returns centroids.
-pub fn kmeans(points: &[Vec<f32>], k: usize, iterations: usize, rng: &mut SplitMix) -> Vec<Vec<f32>> {
+pub fn kmeans(
+    points: &[Vec<f32>],
+    k: usize,
+    iterations: usize,
+    rng: &mut SplitMix,
+) -> Vec<Vec<f32>> {
     let n = points.len();
     assert!(k >= 1 && k <= n);
     let mut centroids = vec![points[(rng.next_u64() % n as u64) as usize].clone()];
@@ -57,7 +62,10 @@ pub fn kmeans(points: &[Vec<f32>], k: usize, iterations: usize, rng: &mut SplitM
     }
     let dim = points[0].len();
     for _ in 0..iterations {
-        let assign: Vec<usize> = points.iter().map(|p| nearest_centroid(p, &centroids)).collect();
+        let assign: Vec<usize> = points
+            .iter()
+            .map(|p| nearest_centroid(p, &centroids))
+            .collect();
         let mut sums = vec![vec![0f32; dim]; k];
         let mut counts = vec![0usize; k];
         for (p, &a) in points.iter().zip(&assign) {
@@ -101,10 +109,16 @@ pub fn balanced_assignment(points: &[Vec<f32>], centroids: &[Vec<f32>]) -> Vec<u
     let spread = |d: &[f32]| {
         let (lo, hi) = d
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         hi - lo
     };
-    order.sort_by(|&a, &b| spread(&dists[b]).total_cmp(&spread(&dists[a])).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        spread(&dists[b])
+            .total_cmp(&spread(&dists[a]))
+            .then(a.cmp(&b))
+    });
     let mut sizes = vec![0usize; k];
     let mut assign = vec![0usize; n];
     for &p in &order {

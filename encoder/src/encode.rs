@@ -113,7 +113,10 @@ pub fn encode(
 ) -> Result<(Vec<u8>, EncodeReport)> {
     check_finite(volume)?;
     if opts.scales == 0 || opts.scales > strata_format::MAX_SCALES {
-        bail!("--scales must be between 1 and {}", strata_format::MAX_SCALES);
+        bail!(
+            "--scales must be between 1 and {}",
+            strata_format::MAX_SCALES
+        );
     }
     if opts.width == 0 || opts.hidden_layers == 0 {
         bail!("--width and the number of hidden layers must be at least 1");
@@ -127,8 +130,14 @@ pub fn encode(
         .map(|&v| ((v - lo) as f64 * scale) as f32)
         .collect();
     let block = opts.block.unwrap_or_else(|| default_block(volume.dims));
-    if block.iter().any(|&b| b == 0 || b > strata_format::MAX_BLOCK_EDGE) {
-        bail!("block edges must be between 1 and {}", strata_format::MAX_BLOCK_EDGE);
+    if block
+        .iter()
+        .any(|&b| b == 0 || b > strata_format::MAX_BLOCK_EDGE)
+    {
+        bail!(
+            "block edges must be between 1 and {}",
+            strata_format::MAX_BLOCK_EDGE
+        );
     }
     let time_series = volume.dims[3] > 1;
     let per_mlp = opts.blocks_per_mlp.clone().unwrap_or(if time_series {
@@ -168,7 +177,12 @@ pub fn encode(
         } else {
             let (prev, dims) = rec.current();
             let predicted = upsample(prev, dims, truth.dims);
-            let data = truth.data.iter().zip(&predicted).map(|(t, p)| t - p).collect();
+            let data = truth
+                .data
+                .iter()
+                .zip(&predicted)
+                .map(|(t, p)| t - p)
+                .collect();
             Grid::new(truth.dims, data)
         };
         let grid = BlockGrid::cut(&target, bsize);
@@ -274,4 +288,3 @@ fn empty_section(level: u8, arch: &Architecture, blocks: usize) -> ScaleSection 
             .collect(),
     }
 }
-

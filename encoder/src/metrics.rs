@@ -17,7 +17,9 @@ pub fn quality(original: &[f32], decoded: &[f32]) -> Quality {
     assert_eq!(original.len(), decoded.len());
     let (lo, hi) = original
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let (sq, max) = original
         .par_iter()
         .zip(decoded)
@@ -97,7 +99,11 @@ pub fn ssim(original: &[f32], decoded: &[f32], dims: [usize; 4], range: f64) -> 
         let y = &decoded[t * frame..(t + 1) * frame];
         let sq = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).collect::<Vec<f32>>();
         let (mx, my) = (blur3(x, d3), blur3(y, d3));
-        let (xx, yy, xy) = (blur3(&sq(x, x), d3), blur3(&sq(y, y), d3), blur3(&sq(x, y), d3));
+        let (xx, yy, xy) = (
+            blur3(&sq(x, x), d3),
+            blur3(&sq(y, y), d3),
+            blur3(&sq(x, y), d3),
+        );
         total += (0..frame)
             .into_par_iter()
             .map(|i| {

@@ -68,7 +68,9 @@ fn device(d: Device) -> Result<burn::tensor::Device> {
         #[cfg(feature = "gpu")]
         Device::Gpu => Ok(burn::tensor::Device::wgpu(Default::default())),
         #[cfg(not(feature = "gpu"))]
-        Device::Gpu => bail!("this strata was built without GPU training; rebuild with `--features gpu`"),
+        Device::Gpu => {
+            bail!("this strata was built without GPU training; rebuild with `--features gpu`")
+        }
     }
 }
 
@@ -183,7 +185,11 @@ pub fn fit(
         // Group 0 runs here and reports progress for all.
         let first = fit_group(&job(0), seed, progress);
         std::iter::once(first)
-            .chain(others.into_iter().map(|h| h.join().expect("training thread panicked")))
+            .chain(
+                others
+                    .into_iter()
+                    .map(|h| h.join().expect("training thread panicked")),
+            )
             .collect()
     });
     // Stitch groups back together: weights in MLP order, latents in block order.
@@ -227,7 +233,11 @@ fn uniform<const D: usize>(
     let per: usize = shape[1..].iter().product();
     let data: Vec<f32> = rngs
         .iter_mut()
-        .flat_map(|rng| (0..per).map(|_| rng.symmetric(a as f32)).collect::<Vec<_>>())
+        .flat_map(|rng| {
+            (0..per)
+                .map(|_| rng.symmetric(a as f32))
+                .collect::<Vec<_>>()
+        })
         .collect();
     Tensor::from_data(TensorData::new(data, shape), dev)
 }
@@ -244,10 +254,7 @@ fn sine(y: Tensor<3>, omega0: f32, device: Device) -> Tensor<3> {
     }
     let inner = y.clone().inner();
     let (dims, dev) = (inner.dims(), inner.device());
-    let values: Vec<f32> = inner
-        .clone()
-        .try_into_vec_as::<f32>()
-        .expect("f32 tensor");
+    let values: Vec<f32> = inner.clone().try_into_vec_as::<f32>().expect("f32 tensor");
     let mut s = Vec::with_capacity(values.len());
     let mut c = Vec::with_capacity(values.len());
     for &v in &values {
@@ -273,7 +280,9 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
     let shapes = arch.layer_shapes();
     // One random stream per MLP, keyed by its index in the whole scale.
     let mut rngs: Vec<SplitMix> = (0..m)
-        .map(|k| SplitMix(seed ^ ((job.first_mlp + k) as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .map(|k| {
+            SplitMix(seed ^ ((job.first_mlp + k) as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        })
         .collect();
 
     // SIREN initialization, drawn on the host so it is reproducible.
@@ -345,7 +354,8 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
         let t = Tensor::<3>::from_data(TensorData::new(target.clone(), [m, n, 1]), &dev);
         let mut h = match &latents {
             Some(lat) => {
-                let idx = Tensor::<1, Int>::from_data(TensorData::new(which.clone(), [m * n]), &dev);
+                let idx =
+                    Tensor::<1, Int>::from_data(TensorData::new(which.clone(), [m * n]), &dev);
                 let z = lat.value.clone().select(0, idx).reshape([m, n, latent_dim]);
                 Tensor::cat(vec![c, z], 2)
             }
@@ -354,7 +364,11 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
         let last = shapes.len() - 1;
         for l in 0..shapes.len() {
             let y = h.matmul(weights[l].value.clone()) + biases[l].value.clone();
-            h = if l < last { sine(y, omega0, job.opts.device) } else { y };
+            h = if l < last {
+                sine(y, omega0, job.opts.device)
+            } else {
+                y
+            };
         }
         // Sum of per-MLP MSEs: each MLP gets the gradient it would alone
         // (and exactly the same whatever the group size).

@@ -58,7 +58,9 @@ fn pyramid_levels_have_the_archive_dims_and_keep_constants() {
 #[test]
 fn encoder_reconstruction_equals_the_cpu_decode_of_its_archive() {
     // 4D, odd dims, a block that does not divide them.
-    let v = volume([19, 14, 11, 3], |x, y, z, t| (3.0 * x + y).sin() * 100.0 + z * 40.0 + t * 5.0);
+    let v = volume([19, 14, 11, 3], |x, y, z, t| {
+        (3.0 * x + y).sin() * 100.0 + z * 40.0 + t * 5.0
+    });
     let mut opts = quick(40);
     opts.block = Some([6, 5, 4]);
     let (bytes, report) = encode(&v, "t", &opts, &mut Quiet).unwrap();
@@ -72,7 +74,9 @@ fn encoder_reconstruction_equals_the_cpu_decode_of_its_archive() {
 
 #[test]
 fn smooth_volume_reaches_a_psnr_floor() {
-    let v = volume([24, 24, 24, 1], |x, y, z, _| (2.0 * x).sin() * (3.0 * y).cos() + z);
+    let v = volume([24, 24, 24, 1], |x, y, z, _| {
+        (2.0 * x).sin() * (3.0 * y).cos() + z
+    });
     let mut opts = quick(400);
     opts.block = Some([8, 8, 8]);
     let (_, report) = encode(&v, "smooth", &opts, &mut Quiet).unwrap();
@@ -99,14 +103,18 @@ fn balanced_clusters_are_balanced_and_better_than_random() {
             sizes[a] += 1;
         }
         let (lo, hi) = (points.len() / k, points.len().div_ceil(k));
-        assert!(sizes.iter().all(|&s| s >= lo && s <= hi), "per {per}: {sizes:?}");
+        assert!(
+            sizes.iter().all(|&s| s >= lo && s <= hi),
+            "per {per}: {sizes:?}"
+        );
         // A random balanced assignment: same sizes, shuffled.
         let mut random: Vec<usize> = (0..points.len()).map(|i| i % k).collect();
         for i in (1..random.len()).rev() {
             random.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
         assert!(
-            within_cluster_distance(&points, &assign) < 0.8 * within_cluster_distance(&points, &random),
+            within_cluster_distance(&points, &assign)
+                < 0.8 * within_cluster_distance(&points, &random),
             "per {per}"
         );
     }
@@ -126,7 +134,9 @@ fn nan_input_is_refused_with_count_and_position() {
     let (a, b) = (v.index(3, 2, 1, 0), v.index(5, 5, 5, 0));
     v.data[a] = f32::NAN;
     v.data[b] = f32::INFINITY;
-    let err = encode(&v, "nan", &quick(5), &mut Quiet).unwrap_err().to_string();
+    let err = encode(&v, "nan", &quick(5), &mut Quiet)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("2 non-finite"), "{err}");
     assert!(err.contains("x=3, y=2, z=1, t=0"), "{err}");
 }
@@ -139,13 +149,17 @@ fn awkward_volumes_encode_and_decode() {
         // Constant.
         (volume([12, 10, 9, 1], |_, _, _, _| 7.0), None),
         // Prime dims, 4D with t = 2, and t = 1 through the 4D path.
-        (volume([13, 11, 7, 2], |x, y, z, t| x * y + z - t), Some([4, 4, 4])),
+        (
+            volume([13, 11, 7, 2], |x, y, z, t| x * y + z - t),
+            Some([4, 4, 4]),
+        ),
         (volume([17, 1, 3, 1], |x, _, z, _| x - z), Some([4, 4, 4])),
     ];
     for (i, (v, block)) in cases.into_iter().enumerate() {
         let mut opts = quick(20);
         opts.block = block;
-        let (bytes, report) = encode(&v, "odd", &opts, &mut Quiet).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let (bytes, report) =
+            encode(&v, "odd", &opts, &mut Quiet).unwrap_or_else(|e| panic!("case {i}: {e}"));
         let a = Archive::read(&bytes, &Limits::default()).unwrap();
         let d = decode(&a.header, &a.usable_scales(), None).unwrap();
         assert_eq!(d.dims, v.dims, "case {i}");
@@ -155,7 +169,12 @@ fn awkward_volumes_encode_and_decode() {
     // The constant volume comes back exactly.
     let v = volume([12, 10, 9, 1], |_, _, _, _| 7.0);
     let (_, report) = encode(&v, "c", &quick(5), &mut Quiet).unwrap();
-    assert!(report.reconstruction.unwrap().data.iter().all(|&x| x == 7.0));
+    assert!(report
+        .reconstruction
+        .unwrap()
+        .data
+        .iter()
+        .all(|&x| x == 7.0));
 }
 
 #[test]

@@ -48,7 +48,19 @@ pub fn run(args: Args) -> Result<()> {
         };
         let start = Instant::now();
         // Enough epochs that max_steps is what stops it.
-        train::fit(&blocks, &assignment, args.mlps, size, &arch, 1e6, &opts, 1, &mut (), 0, 1)?;
+        train::fit(
+            &blocks,
+            &assignment,
+            args.mlps,
+            size,
+            &arch,
+            1e6,
+            &opts,
+            1,
+            &mut (),
+            0,
+            1,
+        )?;
         Ok((start.elapsed().as_secs_f64(), opts))
     };
     let (short, _) = time(5)?;
@@ -74,12 +86,22 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let new = !args.csv.exists();
-    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&args.csv)?;
+    let mut csv = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.csv)?;
     use std::io::Write;
     if new {
         writeln!(csv, "device,mlps,batch,steps,samples_per_s,ms_per_step")?;
     }
-    writeln!(csv, "{device},{},{},{},{rate:.0},{:.2}", args.mlps, args.batch, s1 - s0, 1e3 * secs / (s1 - s0).max(1) as f64)?;
+    writeln!(
+        csv,
+        "{device},{},{},{},{rate:.0},{:.2}",
+        args.mlps,
+        args.batch,
+        s1 - s0,
+        1e3 * secs / (s1 - s0).max(1) as f64
+    )?;
     println!("csv          {}", args.csv.display());
     Ok(())
 }

@@ -90,7 +90,10 @@ impl Progress for Bars {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{}/{scales} ({blocks} blocks, {mlps} MLPs)", level + 1));
+        bar.set_prefix(format!(
+            "{}/{scales} ({blocks} blocks, {mlps} MLPs)",
+            level + 1
+        ));
         self.bar = Some(bar);
         self.started = Instant::now();
     }

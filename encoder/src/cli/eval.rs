@@ -54,7 +54,10 @@ pub fn run(args: Args) -> Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        println!("ratio        {ratio:.1} vs float32, {ratio_dtype:.1} vs {} ({bytes} bytes)", original.dtype.name());
+        println!(
+            "ratio        {ratio:.1} vs float32, {ratio_dtype:.1} vs {} ({bytes} bytes)",
+            original.dtype.name()
+        );
         println!("PSNR         {:.2} dB (range {})", q.psnr, q.range);
         println!("max error    {}", q.max_abs_error);
         println!("SSIM         {ssim:.4}");

@@ -60,6 +60,10 @@ pub fn run(args: Args) -> Result<()> {
         anyhow::bail!("--size must be between 4 and 1024");
     }
     strata_io::write_volume(&args.output, &phantom(args.size))?;
-    eprintln!("wrote {} ({}³ Shepp–Logan phantom)", args.output.display(), args.size);
+    eprintln!(
+        "wrote {} ({}³ Shepp–Logan phantom)",
+        args.output.display(),
+        args.size
+    );
     Ok(())
 }
