@@ -98,20 +98,10 @@ pub fn run(args: Args) -> Result<()> {
         100.0 * fma_rate / peak
     );
 
-    if let Some(dir) = args.csv.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let new = !args.csv.exists();
-    let mut csv = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.csv)?;
-    use std::io::Write;
-    if new {
-        writeln!(csv, "dims,block,scales,occupancy,threads,median_s,voxels_per_s,evals_per_s,gfma_per_s,peak_gfma_per_s,fraction_of_peak")?;
-    }
-    writeln!(
-        csv,
+    super::append_csv(
+        &args.csv,
+        "dims,block,scales,occupancy,threads,median_s,voxels_per_s,evals_per_s,gfma_per_s,peak_gfma_per_s,fraction_of_peak",
+        &format!(
         "{}x{}x{}x{},{},{},{},{threads},{median:.4},{:.0},{:.0},{:.2},{:.2},{:.4}",
         dims[0],
         dims[1],
@@ -125,6 +115,7 @@ pub fn run(args: Args) -> Result<()> {
         fma_rate / 1e9,
         peak / 1e9,
         fma_rate / peak
+    ),
     )?;
     println!("csv          {}", args.csv.display());
     Ok(())

@@ -82,25 +82,16 @@ pub fn run(args: Args) -> Result<()> {
         arch.hidden
     );
     println!("speed        {:.3} M voxel-samples/s (forward + backward + Adam), {:.1} ms/step; total {total:.1} s", rate / 1e6, 1e3 * secs / (s1 - s0).max(1) as f64);
-    if let Some(dir) = args.csv.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let new = !args.csv.exists();
-    let mut csv = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.csv)?;
-    use std::io::Write;
-    if new {
-        writeln!(csv, "device,mlps,batch,steps,samples_per_s,ms_per_step")?;
-    }
-    writeln!(
-        csv,
-        "{device},{},{},{},{rate:.0},{:.2}",
-        args.mlps,
-        args.batch,
-        s1 - s0,
-        1e3 * secs / (s1 - s0).max(1) as f64
+    super::append_csv(
+        &args.csv,
+        "device,mlps,batch,steps,samples_per_s,ms_per_step",
+        &format!(
+            "{device},{},{},{},{rate:.0},{:.2}",
+            args.mlps,
+            args.batch,
+            s1 - s0,
+            1e3 * secs / (s1 - s0).max(1) as f64
+        ),
     )?;
     println!("csv          {}", args.csv.display());
     Ok(())

@@ -68,3 +68,21 @@ fn read_archive(path: &PathBuf) -> Result<(Archive, u64)> {
         Archive::read(&bytes, &Limits::default()).with_context(|| format!("{}", path.display()))?;
     Ok((archive, bytes.len() as u64))
 }
+
+/// Appends `row` to the CSV at `path`, writing `header` first if the file is new.
+fn append_csv(path: &std::path::Path, header: &str, row: &str) -> Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let new = !path.exists();
+    let mut csv = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if new {
+        writeln!(csv, "{header}")?;
+    }
+    writeln!(csv, "{row}")?;
+    Ok(())
+}
