@@ -66,6 +66,13 @@ pub trait Progress {
     fn scale_finished(&mut self, level: u8, psnr: f64);
 }
 
+/// Progress that goes nowhere, for quiet runs and training groups that do not report.
+impl Progress for () {
+    fn scale_started(&mut self, _: u8, _: u8, _: usize, _: usize, _: usize) {}
+    fn step(&mut self, _: usize, _: f32) {}
+    fn scale_finished(&mut self, _: u8, _: f64) {}
+}
+
 /// What happened, per scale.
 #[derive(Clone, Debug, Default)]
 pub struct EncodeReport {

@@ -215,13 +215,6 @@ pub fn fit(
     Ok(Fitted { layers, latents })
 }
 
-/// Progress that goes nowhere, for the groups that do not report.
-impl Progress for () {
-    fn scale_started(&mut self, _: u8, _: u8, _: usize, _: usize, _: usize) {}
-    fn step(&mut self, _: usize, _: f32) {}
-    fn scale_finished(&mut self, _: u8, _: f64) {}
-}
-
 /// Uniform values in [-a, a) as a tensor whose first axis is the MLP; each
 /// MLP's slice comes from its own generator.
 fn uniform<const D: usize>(

@@ -3,16 +3,9 @@
 use strata::cluster::{balanced_assignment, cluster, kmeans, within_cluster_distance};
 use strata::pyramid::{self, Grid};
 use strata::train::TrainOptions;
-use strata::{encode, EncodeOptions, Progress};
+use strata::{encode, EncodeOptions};
 use strata_format::synth::SplitMix;
 use strata_format::{decode, level_dims, Archive, DataType, Limits, Volume};
-
-struct Quiet;
-impl Progress for Quiet {
-    fn scale_started(&mut self, _: u8, _: u8, _: usize, _: usize, _: usize) {}
-    fn step(&mut self, _: usize, _: f32) {}
-    fn scale_finished(&mut self, _: u8, _: f64) {}
-}
 
 fn volume(dims: [usize; 4], f: impl Fn(f32, f32, f32, f32) -> f32) -> Volume {
     let mut data = Vec::new();
@@ -63,7 +56,7 @@ fn encoder_reconstruction_equals_the_cpu_decode_of_its_archive() {
     });
     let mut opts = quick(40);
     opts.block = Some([6, 5, 4]);
-    let (bytes, report) = encode(&v, "t", &opts, &mut Quiet).unwrap();
+    let (bytes, report) = encode(&v, "t", &opts, &mut ()).unwrap();
     let a = Archive::read(&bytes, &Limits::default()).unwrap();
     assert!(a.first_error().is_none());
     let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
@@ -79,7 +72,7 @@ fn smooth_volume_reaches_a_psnr_floor() {
     });
     let mut opts = quick(400);
     opts.block = Some([8, 8, 8]);
-    let (_, report) = encode(&v, "smooth", &opts, &mut Quiet).unwrap();
+    let (_, report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
     let rec = report.reconstruction.unwrap();
     let q = strata::metrics::quality(&v.data, &rec.data);
     assert!(q.psnr > 35.0, "PSNR {:.2} dB", q.psnr);
@@ -134,7 +127,7 @@ fn nan_input_is_refused_with_count_and_position() {
     let (a, b) = (v.index(3, 2, 1, 0), v.index(5, 5, 5, 0));
     v.data[a] = f32::NAN;
     v.data[b] = f32::INFINITY;
-    let err = encode(&v, "nan", &quick(5), &mut Quiet)
+    let err = encode(&v, "nan", &quick(5), &mut ())
         .unwrap_err()
         .to_string();
     assert!(err.contains("2 non-finite"), "{err}");
@@ -159,7 +152,7 @@ fn awkward_volumes_encode_and_decode() {
         let mut opts = quick(20);
         opts.block = block;
         let (bytes, report) =
-            encode(&v, "odd", &opts, &mut Quiet).unwrap_or_else(|e| panic!("case {i}: {e}"));
+            encode(&v, "odd", &opts, &mut ()).unwrap_or_else(|e| panic!("case {i}: {e}"));
         let a = Archive::read(&bytes, &Limits::default()).unwrap();
         let d = decode(&a.header, &a.usable_scales(), None).unwrap();
         assert_eq!(d.dims, v.dims, "case {i}");
@@ -168,7 +161,7 @@ fn awkward_volumes_encode_and_decode() {
     }
     // The constant volume comes back exactly.
     let v = volume([12, 10, 9, 1], |_, _, _, _| 7.0);
-    let (_, report) = encode(&v, "c", &quick(5), &mut Quiet).unwrap();
+    let (_, report) = encode(&v, "c", &quick(5), &mut ()).unwrap();
     assert!(report
         .reconstruction
         .unwrap()
@@ -184,7 +177,7 @@ fn deterministic_for_a_seed_whatever_the_thread_count() {
         let mut opts = quick(30);
         opts.block = Some([5, 6, 4]);
         opts.train.threads = Some(threads);
-        encode(&v, "d", &opts, &mut Quiet).unwrap().0
+        encode(&v, "d", &opts, &mut ()).unwrap().0
     };
     let one = run(1);
     assert_eq!(one, run(1));
