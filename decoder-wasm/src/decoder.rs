@@ -1,0 +1,282 @@
+//! The progressive GPU decoder: bytes in (any slices, as they arrive), the
+//! streaming reader's events drive it, and each scale section, once whole
+//! and checked, is decoded on the GPU at once — upsample the reconstruction
+//! so far into the new level's grid, add the level's blocks — the CPU
+//! `Reconstruction` step for step.
+//!
+//! What a viewer gets: after each scale, one 3D r32float texture per time
+//! step at the dims of the finest level decoded so far, in normalized units
+//! ([0, 1] over the header's value range). Textures are written on demand
+//! (`texture(t)`): a 4D viewer pays only for the time steps it shows. The
+//! level's dims rather than the full size: the coarse preview costs 1/8 (or
+//! 1/64) of the memory and the viewer's sampler does the trilinear
+//! upsampling; `read_volume` (native) gives the full-size volume in original
+//! units, upsampled on the GPU.
+
+use strata_format::decode::ScaleModel;
+use strata_format::{Event, Header, Limits, ScaleSection, Section, StreamReader};
+
+use crate::error::DecodeError;
+use crate::gpu::Gpu;
+use crate::grid::Grid;
+use crate::model::ScaleBuffers;
+use crate::pipelines::Pipelines;
+
+/// Reported after each decoded scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Pyramid level just added (0 = coarsest).
+    pub level: u8,
+    /// Scales in the archive.
+    pub scales: u8,
+    /// Dims x, y, z, t of the level: those of its textures.
+    pub dims: [usize; 4],
+    /// Archive bytes received so far.
+    pub bytes: u64,
+}
+
+pub struct Decoder {
+    gpu: Gpu,
+    pipelines: Pipelines,
+    reader: StreamReader,
+    limits: Limits,
+    header: Option<Header>,
+    grid: Option<Grid>,
+    levels: u8,
+    max_levels: u8,
+    received: u64,
+    textures: Vec<Option<wgpu::Texture>>,
+}
+
+impl Decoder {
+    /// A decoder on `gpu`; compiles the fixed shaders.
+    pub fn new(gpu: Gpu) -> Result<Decoder, DecodeError> {
+        let pipelines = Pipelines::new(&gpu)?;
+        Ok(Decoder {
+            gpu,
+            pipelines,
+            reader: StreamReader::new(Limits::default()),
+            limits: Limits::default(),
+            header: None,
+            grid: None,
+            levels: 0,
+            max_levels: u8::MAX,
+            received: 0,
+            textures: Vec::new(),
+        })
+    }
+
+    /// Decode only the `n` coarsest scales; later ones are read and ignored.
+    pub fn with_max_scales(mut self, n: u8) -> Decoder {
+        self.max_levels = n;
+        self
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The archive's header, once its bytes have arrived.
+    pub fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
+
+    /// Scales decoded so far.
+    pub fn levels(&self) -> u8 {
+        self.levels
+    }
+
+    /// Dims of the finest level decoded so far.
+    pub fn dims(&self) -> Option<[usize; 4]> {
+        self.grid.as_ref().map(|g| g.dims)
+    }
+
+    /// Takes the next bytes of the archive and decodes every scale they
+    /// complete; returns one `Progress` per scale decoded. After an error
+    /// the decoder keeps what it decoded before (its textures stay valid)
+    /// and repeats the error.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Progress>, DecodeError> {
+        self.received += bytes.len() as u64;
+        self.reader.feed(bytes);
+        let mut done = Vec::new();
+        loop {
+            match self.reader.poll()? {
+                Event::NeedMore | Event::End => break,
+                Event::Header(h) => self.header = Some(h),
+                Event::Section(raw) => {
+                    let header = self
+                        .header
+                        .as_ref()
+                        .expect("the reader gives the header first");
+                    if let Section::Scale(s, _) = raw.decode(header, &self.limits)? {
+                        if s.level < self.max_levels {
+                            done.push(self.add_scale(&s)?);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Call at the end of the input: an error naming what is missing unless
+    /// the whole archive arrived.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        Ok(self.reader.finish()?)
+    }
+
+    /// Decodes one scale section (the next level due) on the GPU.
+    pub fn add_scale(&mut self, section: &ScaleSection) -> Result<Progress, DecodeError> {
+        let header = self
+            .header
+            .as_ref()
+            .ok_or_else(|| DecodeError::Usage("a scale given before the header".into()))?;
+        if section.level != self.levels {
+            return Err(DecodeError::Usage(format!(
+                "scale level {} given where level {} was due",
+                section.level, self.levels
+            )));
+        }
+        let model = ScaleModel::new(section, header)?;
+        let buffers = ScaleBuffers::new(&self.gpu, &model)?;
+        let grid = Grid::zeros(&self.gpu, model.grid)?;
+        if let Some(coarse) = &self.grid {
+            self.pipelines.upsample_add(&self.gpu, coarse, &grid)?;
+        }
+        self.pipelines.eval_blocks(&self.gpu, &buffers, &grid)?;
+        let progress = Progress {
+            level: self.levels,
+            scales: header.scales,
+            dims: grid.dims,
+            bytes: self.received,
+        };
+        self.textures = (0..grid.dims[3]).map(|_| None).collect();
+        self.grid = Some(grid);
+        self.levels += 1;
+        Ok(progress)
+    }
+
+    /// Time step `t` of the finest level decoded so far as a 3D r32float
+    /// texture (normalized units), written on first request after each scale.
+    pub fn texture(&mut self, t: usize) -> Result<&wgpu::Texture, DecodeError> {
+        let grid = self
+            .grid
+            .as_ref()
+            .ok_or_else(|| DecodeError::Usage("no scale decoded yet".into()))?;
+        if t >= grid.dims[3] {
+            return Err(DecodeError::Usage(format!(
+                "time step {t} asked of a volume with {} time steps",
+                grid.dims[3]
+            )));
+        }
+        if self.textures[t].is_none() {
+            let max = self.gpu.limits().max_texture_dimension_3d as usize;
+            let [x, y, z, _] = grid.dims;
+            if x.max(y).max(z) > max {
+                return Err(DecodeError::TooLarge(format!(
+                    "a {x}×{y}×{z} level exceeds this GPU's 3D texture limit of {max} per side"
+                )));
+            }
+            let texture = self.gpu.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("strata level"),
+                size: wgpu::Extent3d {
+                    width: x as u32,
+                    height: y as u32,
+                    depth_or_array_layers: z as u32,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D3,
+                format: wgpu::TextureFormat::R32Float,
+                usage: wgpu::TextureUsages::STORAGE_BINDING
+                    | wgpu::TextureUsages::TEXTURE_BINDING
+                    | wgpu::TextureUsages::COPY_SRC,
+                view_formats: &[],
+            });
+            self.gpu.check()?;
+            self.pipelines.write_texture(&self.gpu, grid, t, &texture)?;
+            self.textures[t] = Some(texture);
+        }
+        Ok(self.textures[t].as_ref().expect("written just above"))
+    }
+
+    /// The finest level decoded so far, normalized, and its dims.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_level(&self) -> Result<(Vec<f32>, [usize; 4]), DecodeError> {
+        let grid = self
+            .grid
+            .as_ref()
+            .ok_or_else(|| DecodeError::Usage("no scale decoded yet".into()))?;
+        Ok((grid.read(&self.gpu)?, grid.dims))
+    }
+
+    /// The reconstruction so far upsampled to full size (on the GPU) and
+    /// de-normalized: what `strata_format::Reconstruction::to_volume` gives.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_volume(&self) -> Result<strata_format::Volume, DecodeError> {
+        let header = self
+            .header
+            .as_ref()
+            .ok_or_else(|| DecodeError::Usage("no header yet".into()))?;
+        let mut grid = self
+            .grid
+            .as_ref()
+            .ok_or_else(|| DecodeError::Usage("no scale decoded yet".into()))?;
+        let mut owned;
+        for level in self.levels..header.scales {
+            let next = Grid::zeros(&self.gpu, header.level_dims(level))?;
+            self.pipelines.upsample_add(&self.gpu, grid, &next)?;
+            owned = next;
+            grid = &owned;
+        }
+        let mut data = grid.read(&self.gpu)?;
+        let (lo, span) = (header.value_min, header.value_max - header.value_min);
+        for v in &mut data {
+            *v = (lo + *v as f64 * span) as f32;
+        }
+        let mut volume = strata_format::Volume::new(grid.dims, data)?;
+        volume.dtype = header.dtype;
+        volume.spacing = header.spacing;
+        Ok(volume)
+    }
+
+    /// Time step `t`'s texture read back (tests: the texture equals the
+    /// grid's frame).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_texture(&mut self, t: usize) -> Result<Vec<f32>, DecodeError> {
+        let [x, y, z, _] = self.dims().unwrap_or_default();
+        let texture = self.texture(t)?.clone();
+        let row = (4 * x as u32).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
+        let size = row as u64 * (y * z) as u64;
+        let buffer = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("texture readback"),
+            size,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        enc.copy_texture_to_buffer(
+            texture.as_image_copy(),
+            wgpu::TexelCopyBufferInfo {
+                buffer: &buffer,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(row),
+                    rows_per_image: Some(y as u32),
+                },
+            },
+            texture.size(),
+        );
+        self.gpu.queue.submit([enc.finish()]);
+        let bytes = crate::grid::read_buffer(&self.gpu, &buffer, size)?;
+        let mut out = Vec::with_capacity(x * y * z);
+        for r in bytes.chunks_exact(row as usize) {
+            out.extend(
+                r[..4 * x]
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,144 @@
+//! The browser API (wasm32 + WebGPU), through `wasm-bindgen`:
+//!
+//! ```js
+//! import init, { StrataDecoder } from "./pkg/strata_decoder.js";
+//! await init({ module_or_path: "./pkg/strata_decoder_bg.wasm" });
+//! const dec = await StrataDecoder.create();
+//! dec.onScale(({ level, scales, dims, bytes }) => redraw(dec.texture(0)));
+//! for await (const chunk of response.body) dec.push(chunk);
+//! dec.finish();
+//! ```
+//!
+//! wgpu 30 cannot wrap a `GPUDevice` created in JavaScript (it can only hand
+//! out the JS handles of its own objects), so the decoder opens the device
+//! itself and exposes it: `dec.device()` is the `GPUDevice` the viewer must
+//! render with, and `dec.texture(t)` is a `GPUTexture` of that device (3D,
+//! r32float, usage TEXTURE_BINDING | STORAGE_BINDING | COPY_SRC, normalized
+//! values; de-normalize with `dec.valueRange()`).
+//!
+//! Every error is a thrown JS `Error` with the decoder's message; the Rust
+//! code returns errors rather than panicking, so no wasm trap.
+
+use js_sys::{Array, Function, Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::{Decoder, Gpu, Progress};
+
+#[wasm_bindgen]
+pub struct StrataDecoder {
+    inner: Decoder,
+    on_scale: Option<Function>,
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn progress_object(p: &Progress) -> Result<JsValue, JsValue> {
+    let o = Object::new();
+    Reflect::set(&o, &"level".into(), &p.level.into())?;
+    Reflect::set(&o, &"scales".into(), &p.scales.into())?;
+    let dims: Array = p.dims.iter().map(|&d| JsValue::from(d as u32)).collect();
+    Reflect::set(&o, &"dims".into(), &dims)?;
+    Reflect::set(&o, &"bytes".into(), &(p.bytes as f64).into())?;
+    Ok(o.into())
+}
+
+#[wasm_bindgen]
+impl StrataDecoder {
+    /// Opens a WebGPU device (with the adapter's limits) and compiles the
+    /// shaders. Rejects with a clear message where WebGPU is unavailable.
+    pub async fn create() -> Result<StrataDecoder, JsError> {
+        let gpu = Gpu::new().await.map_err(js_err)?;
+        let inner = Decoder::new(gpu).map_err(js_err)?;
+        Ok(StrataDecoder {
+            inner,
+            on_scale: None,
+        })
+    }
+
+    /// `callback({level, scales, dims, bytes})` after each decoded scale.
+    #[wasm_bindgen(js_name = onScale)]
+    pub fn on_scale(&mut self, callback: Function) {
+        self.on_scale = Some(callback);
+    }
+
+    /// Feeds the next bytes of the archive; decodes every scale they
+    /// complete and returns how many.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<u32, JsError> {
+        let done = self.inner.push(bytes).map_err(js_err)?;
+        if let Some(cb) = &self.on_scale {
+            for p in &done {
+                let arg = progress_object(p).map_err(|e| js_err(format!("{e:?}")))?;
+                cb.call1(&JsValue::NULL, &arg)
+                    .map_err(|e| js_err(format!("the onScale callback threw: {}", describe(&e))))?;
+            }
+        }
+        Ok(done.len() as u32)
+    }
+
+    /// Throws unless the whole archive has arrived (naming what is missing).
+    pub fn finish(&self) -> Result<(), JsError> {
+        self.inner.finish().map_err(js_err)
+    }
+
+    /// The `GPUDevice` the textures belong to.
+    pub fn device(&self) -> Result<JsValue, JsError> {
+        let d = self
+            .inner
+            .gpu()
+            .device
+            .as_webgpu()
+            .ok_or_else(|| js_err("the decoder is not on the WebGPU backend"))?;
+        Ok(AsRef::<JsValue>::as_ref(d).clone())
+    }
+
+    /// Time step `t` of the finest level decoded so far as a 3D r32float
+    /// `GPUTexture` (written on first request after each scale).
+    pub fn texture(&mut self, t: u32) -> Result<JsValue, JsError> {
+        let tex = self.inner.texture(t as usize).map_err(js_err)?;
+        let js = tex
+            .as_webgpu()
+            .ok_or_else(|| js_err("the decoder is not on the WebGPU backend"))?;
+        Ok(AsRef::<JsValue>::as_ref(js).clone())
+    }
+
+    /// Scales decoded so far.
+    pub fn levels(&self) -> u8 {
+        self.inner.levels()
+    }
+
+    /// Scales in the archive (0 before the header has arrived).
+    pub fn scales(&self) -> u8 {
+        self.inner.header().map_or(0, |h| h.scales)
+    }
+
+    /// Full-size dims [x, y, z, t] (empty before the header).
+    #[wasm_bindgen(js_name = volumeDims)]
+    pub fn volume_dims(&self) -> Vec<u32> {
+        self.inner.header().map_or(Vec::new(), |h| h.dims.to_vec())
+    }
+
+    /// Dims [x, y, z, t] of the current textures (empty before a scale).
+    #[wasm_bindgen(js_name = levelDims)]
+    pub fn level_dims(&self) -> Vec<u32> {
+        self.inner
+            .dims()
+            .map_or(Vec::new(), |d| d.iter().map(|&v| v as u32).collect())
+    }
+
+    /// [min, max]: texture value v means min + v·(max − min).
+    #[wasm_bindgen(js_name = valueRange)]
+    pub fn value_range(&self) -> Vec<f64> {
+        self.inner
+            .header()
+            .map_or(Vec::new(), |h| vec![h.value_min, h.value_max])
+    }
+}
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
