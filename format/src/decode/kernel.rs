@@ -20,6 +20,8 @@ pub(crate) trait Madd {
     fn madd(a: f32, b: f32, c: f32) -> f32;
 }
 
+// Only the x86-64 FMA builds use it.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Fused;
 pub(crate) struct Separate;
 
