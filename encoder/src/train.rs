@@ -27,6 +27,9 @@ pub struct TrainOptions {
     /// Voxel samples per MLP per step.
     pub batch: usize,
     pub learning_rate: f64,
+    /// The learning rate follows a cosine from `learning_rate` down to
+    /// `learning_rate × final_lr` over a scale's steps; 1 keeps it constant.
+    pub final_lr: f64,
     pub weight_decay: f32,
     /// Caps the steps of one scale (for quick runs and tests).
     pub max_steps: Option<usize>,
@@ -41,6 +44,7 @@ impl Default for TrainOptions {
             device: Device::Cpu,
             batch: 1024,
             learning_rate: 1e-3,
+            final_lr: 0.05,
             weight_decay: 2e-5,
             max_steps: None,
             threads: None,
@@ -261,6 +265,15 @@ fn sine(y: Tensor<3>, omega0: f32, device: Device) -> Tensor<3> {
     y * c.autodiff() + offset.autodiff()
 }
 
+/// The learning rate at `step` of `steps`: a cosine from the initial rate
+/// to `final_lr` of it. Small steps late let each MLP settle into its
+/// minimum instead of rattling around it.
+fn learning_rate(opts: &TrainOptions, step: usize, steps: usize) -> f64 {
+    let progress = step as f64 / steps.max(1) as f64;
+    let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+    opts.learning_rate * (opts.final_lr + (1.0 - opts.final_lr) * cosine)
+}
+
 /// Trains one group of MLPs; latents come back in the order of the group's
 /// blocks (MLP by MLP, each MLP's blocks in order).
 fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted> {
@@ -369,11 +382,12 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
         let report = step % 25 == 0 || step + 1 == job.steps;
         let loss_value = report.then(|| loss.clone().inner().into_scalar::<f32>() / m as f32);
         let mut grads = loss.backward();
+        let lr = learning_rate(job.opts, step, job.steps);
         for p in weights.iter_mut().chain(biases.iter_mut()) {
-            p.step(&adam, job.opts.learning_rate, &mut grads);
+            p.step(&adam, lr, &mut grads);
         }
         if let Some(lat) = latents.as_mut() {
-            lat.step(&adam, job.opts.learning_rate, &mut grads);
+            lat.step(&adam, lr, &mut grads);
         }
         if let Some(l) = loss_value {
             if !l.is_finite() {
@@ -390,4 +404,31 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
             .collect(),
         latents: latents.map(|l| l.to_vec()).unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_decays_along_a_cosine_to_its_floor() {
+        let opts = TrainOptions {
+            learning_rate: 1e-3,
+            final_lr: 0.05,
+            ..TrainOptions::default()
+        };
+        let steps = 1000;
+        let lrs: Vec<f64> = (0..=steps)
+            .map(|s| learning_rate(&opts, s, steps))
+            .collect();
+        assert!((lrs[0] - 1e-3).abs() < 1e-12);
+        assert!((lrs[steps] - 5e-5).abs() < 1e-12);
+        assert!((lrs[steps / 2] - 0.525e-3).abs() < 1e-9);
+        assert!(lrs.windows(2).all(|w| w[1] <= w[0]));
+        let constant = TrainOptions {
+            final_lr: 1.0,
+            ..opts
+        };
+        assert!((0..steps).all(|s| learning_rate(&constant, s, steps) == 1e-3));
+    }
 }

@@ -42,6 +42,12 @@ pub struct Args {
     /// Voxel samples per MLP per training step.
     #[arg(long, default_value_t = 1024)]
     batch: usize,
+    /// Learning rate at the start of each scale.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Learning rate at the end of each scale, as a fraction of --lr (cosine decay; 1 = constant).
+    #[arg(long, default_value_t = 0.05)]
+    final_lr: f64,
     /// Finer-scale blocks with mean squared residual at most this (normalized units) are empty.
     #[arg(long, default_value_t = 1e-4)]
     empty_threshold: f32,
@@ -151,6 +157,8 @@ pub fn run(args: Args) -> Result<()> {
         train: TrainOptions {
             device: args.device.into(),
             batch: args.batch,
+            learning_rate: args.lr,
+            final_lr: args.final_lr,
             max_steps: args.max_steps,
             ..TrainOptions::default()
         },
