@@ -72,6 +72,27 @@ impl Decoder {
         self
     }
 
+    /// Forgets the archive, keeping the device and compiled shaders, to
+    /// decode another one.
+    pub fn reset(&mut self) {
+        self.reader = StreamReader::new(self.limits.clone());
+        self.header = None;
+        self.grid = None;
+        self.levels = 0;
+        self.received = 0;
+        self.textures.clear();
+    }
+
+    /// Waits until the GPU has finished all submitted work (timing).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait(&self) -> Result<(), DecodeError> {
+        self.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| DecodeError::Gpu(e.to_string()))?;
+        self.gpu.check()
+    }
+
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
     }

@@ -223,3 +223,64 @@ fn bad_inputs_give_one_line_errors() {
         "--scales",
     );
 }
+
+/// `decode --gpu` against `decode` on an archive from the real encoder:
+/// within 1e-4 of the value range. Without a GPU adapter this fails, unless
+/// STRATA_SKIP_GPU=1.
+#[test]
+fn decode_gpu_equals_decode_on_an_encoder_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let o = strata(&["phantom", &p("ph.nii"), "--size", "27"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&[
+        "encode",
+        &p("ph.nii"),
+        "-o",
+        &p("ph.strata"),
+        "--width",
+        "16",
+        "--max-steps",
+        "30",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&["decode", &p("ph.strata"), "-o", &p("cpu.raw")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    let o = strata(&["decode", &p("ph.strata"), "-o", &p("gpu.raw"), "--gpu"]);
+    if !o.status.success() && std::env::var("STRATA_SKIP_GPU").as_deref() == Ok("1") {
+        eprintln!("STRATA_SKIP_GPU=1: skipping ({})", stderr(&o).trim());
+        return;
+    }
+    assert!(
+        o.status.success(),
+        "{} (set STRATA_SKIP_GPU=1 to skip the GPU tests explicitly)",
+        stderr(&o)
+    );
+    let read = |n: &str| -> Vec<f32> {
+        std::fs::read(p(n))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (cpu, gpu) = (read("cpu.raw"), read("gpu.raw"));
+    assert_eq!(cpu.len(), 27 * 27 * 27);
+    assert_eq!(cpu.len(), gpu.len());
+    let lo = cpu.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = cpu.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let worst = cpu
+        .iter()
+        .zip(&gpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let rel = worst / (hi - lo).max(f32::MIN_POSITIVE);
+    eprintln!("decode --gpu vs decode: worst {worst:e} = {rel:.2e} of the range");
+    assert!(rel <= 1e-4, "{rel:e} of the range");
+    // A bad --gpu run is a clean one-line error too.
+    let o = strata(&["decode", &p("missing.strata"), "-o", &p("x.raw"), "--gpu"]);
+    assert_clean_failure(&o, "missing.strata");
+}

@@ -1,6 +1,7 @@
 //! `strata bench-decode`: voxels per second of the CPU reference decoder on
 //! a synthetic archive of the default architecture, next to this machine's
-//! measured FMA peak (the baseline, measured in the same run).
+//! measured FMA peak (the baseline, measured in the same run); with `--gpu`
+//! also of the GPU decoder (strata-decoder on wgpu) on the same archive.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,7 +27,12 @@ pub struct Args {
     /// Append a row to this CSV file.
     #[arg(long, default_value = "bench-out/decode.csv")]
     csv: PathBuf,
+    /// Also time the GPU decoder (adds a row with decoder = gpu: ADAPTER).
+    #[arg(long)]
+    gpu: bool,
 }
+
+const CSV_HEADER: &str = "dims,block,scales,occupancy,threads,median_s,voxels_per_s,evals_per_s,gfma_per_s,peak_gfma_per_s,fraction_of_peak,decoder";
 
 pub fn run(args: Args) -> Result<()> {
     let dims = [args.dims[0], args.dims[1], args.dims[2], args.dims[3]];
@@ -49,16 +55,16 @@ pub fn run(args: Args) -> Result<()> {
     let sines_per_eval: u64 = arch.hidden.iter().map(|&w| w as u64).sum();
 
     let mut times = Vec::new();
+    let mut cpu_volume = None;
     for _ in 0..args.reps.max(1) + 1 {
         let t = Instant::now();
         let a = Archive::read(&bytes, &limits)?;
         let v = decode(&a.header, &a.usable_scales(), None)?;
         std::hint::black_box(&v.data);
         times.push(t.elapsed().as_secs_f64());
+        cpu_volume = Some(v);
     }
-    times.remove(0); // warm-up
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median = median_after_warmup(&mut times);
     let voxels = header.voxel_count() as f64;
     let fma_rate = evals as f64 * fmas_per_eval as f64 / median;
 
@@ -100,25 +106,92 @@ pub fn run(args: Args) -> Result<()> {
 
     super::append_csv(
         &args.csv,
-        "dims,block,scales,occupancy,threads,median_s,voxels_per_s,evals_per_s,gfma_per_s,peak_gfma_per_s,fraction_of_peak",
+        CSV_HEADER,
         &format!(
-        "{}x{}x{}x{},{},{},{},{threads},{median:.4},{:.0},{:.0},{:.2},{:.2},{:.4}",
-        dims[0],
-        dims[1],
-        dims[2],
-        dims[3],
-        args.block,
-        args.scales,
-        args.occupancy,
-        voxels / median,
-        evals as f64 / median,
-        fma_rate / 1e9,
-        peak / 1e9,
-        fma_rate / peak
-    ),
+            "{}x{}x{}x{},{},{},{},{threads},{median:.4},{:.0},{:.0},{:.2},{:.2},{:.4},cpu",
+            dims[0],
+            dims[1],
+            dims[2],
+            dims[3],
+            args.block,
+            args.scales,
+            args.occupancy,
+            voxels / median,
+            evals as f64 / median,
+            fma_rate / 1e9,
+            peak / 1e9,
+            fma_rate / peak
+        ),
     )?;
+    if args.gpu {
+        let cpu = cpu_volume.expect("at least one run");
+        let gpu = strata_decoder::Gpu::new_blocking()?;
+        let adapter = format!("{} ({:?})", gpu.info.name, gpu.info.backend);
+        let mut dec = strata_decoder::Decoder::new(gpu)?;
+        let mut times = Vec::new();
+        for _ in 0..args.reps.max(1) + 1 {
+            dec.reset();
+            let t = Instant::now();
+            dec.push(&bytes)?;
+            dec.wait()?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let gpu_median = median_after_warmup(&mut times);
+        let t = Instant::now();
+        let v = dec.read_volume()?;
+        let readback = t.elapsed().as_secs_f64();
+        let range = (header.value_max - header.value_min).max(f64::MIN_POSITIVE);
+        let worst = v
+            .data
+            .iter()
+            .zip(&cpu.data)
+            .map(|(&a, &b)| (a as f64 - b as f64).abs())
+            .fold(0f64, f64::max);
+        let fma_rate = evals as f64 * fmas_per_eval as f64 / gpu_median;
+        println!("GPU          {adapter}");
+        println!(
+            "GPU decode   median {gpu_median:.3} s over {} runs (read into the GPU grid; readback to the CPU {readback:.3} s more)",
+            times.len()
+        );
+        println!(
+            "GPU speed    {:.1} M output voxels/s, {:.1} M MLP evaluations/s, {:.2} GFMA/s ({:.2}× the CPU decoder)",
+            voxels / gpu_median / 1e6,
+            evals as f64 / gpu_median / 1e6,
+            fma_rate / 1e9,
+            median / gpu_median
+        );
+        println!(
+            "GPU vs CPU   worst |difference| {:.2e} of the value range",
+            worst / range
+        );
+        super::append_csv(
+            &args.csv,
+            CSV_HEADER,
+            &format!(
+                "{}x{}x{}x{},{},{},{},,{gpu_median:.4},{:.0},{:.0},{:.2},,,gpu: {}",
+                dims[0],
+                dims[1],
+                dims[2],
+                dims[3],
+                args.block,
+                args.scales,
+                args.occupancy,
+                voxels / gpu_median,
+                evals as f64 / gpu_median,
+                fma_rate / 1e9,
+                adapter.replace(',', ";")
+            ),
+        )?;
+    }
     println!("csv          {}", args.csv.display());
     Ok(())
+}
+
+/// Drops the first (warm-up) time and returns the median of the rest.
+fn median_after_warmup(times: &mut Vec<f64>) -> f64 {
+    times.remove(0);
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 /// FMAs per second of all threads running independent FMA chains: the

@@ -38,7 +38,8 @@ enum Command {
     Decode(decode::Args),
     /// Write the 3D Shepp–Logan phantom, a sample volume to try Strata on.
     Phantom(phantom::Args),
-    /// Measure the CPU reference decoder's speed on a synthetic archive.
+    /// Measure decode speed (CPU reference decoder; --gpu adds the GPU
+    /// decoder) on a synthetic archive.
     BenchDecode(bench_decode::Args),
     /// Measure training throughput (forward + backward + update).
     BenchTrain(bench_train::Args),
@@ -69,11 +70,31 @@ fn read_archive(path: &PathBuf) -> Result<(Archive, u64)> {
     Ok((archive, bytes.len() as u64))
 }
 
-/// Appends `row` to the CSV at `path`, writing `header` first if the file is new.
+/// Appends `row` to the CSV at `path`, writing `header` first if the file is
+/// new. A file written before columns were added at the end gets the new
+/// header, its older rows empty cells in the new columns.
 fn append_csv(path: &std::path::Path, header: &str, row: &str) -> Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        let text = std::fs::read_to_string(path)?;
+        let old = text.lines().next().unwrap_or("");
+        if old != header {
+            if !header.starts_with(&format!("{old},")) {
+                anyhow::bail!(
+                    "{} has other columns ({old}); move it aside to start a new one",
+                    path.display()
+                );
+            }
+            let pad = ",".repeat(header.matches(',').count() - old.matches(',').count());
+            let mut migrated = format!("{header}\n");
+            for line in text.lines().skip(1) {
+                migrated.push_str(&format!("{line}{pad}\n"));
+            }
+            std::fs::write(path, migrated)?;
+        }
     }
     let new = !path.exists();
     let mut csv = std::fs::OpenOptions::new()
