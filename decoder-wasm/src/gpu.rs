@@ -62,6 +62,26 @@ impl Gpu {
         pollster::block_on(Gpu::new())
     }
 
+    /// For tests: the GPU, or `None` (with a note) when there is no adapter
+    /// and `STRATA_SKIP_GPU=1` says to skip; without that variable a missing
+    /// adapter panics with the reason, so CI cannot pass without a GPU path.
+    /// Sets `XDG_RUNTIME_DIR` if unset (Mesa warns without it).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[doc(hidden)]
+    pub fn for_tests() -> Option<Gpu> {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+        }
+        match Gpu::new_blocking() {
+            Ok(g) => Some(g),
+            Err(e) if std::env::var("STRATA_SKIP_GPU").as_deref() == Ok("1") => {
+                eprintln!("STRATA_SKIP_GPU=1: skipping a GPU test ({e})");
+                None
+            }
+            Err(e) => panic!("{e}\n(set STRATA_SKIP_GPU=1 to skip the GPU tests explicitly)"),
+        }
+    }
+
     pub fn limits(&self) -> wgpu::Limits {
         self.device.limits()
     }

@@ -14,18 +14,7 @@ use strata_format::{
 const TOL: f64 = 1e-5;
 
 fn gpu() -> Option<Gpu> {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        // Mesa warns without it; any private directory will do.
-        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
-    }
-    match Gpu::new_blocking() {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var("STRATA_SKIP_GPU").as_deref() == Ok("1") => {
-            eprintln!("STRATA_SKIP_GPU=1: skipping a GPU test ({e})");
-            None
-        }
-        Err(e) => panic!("{e}\n(set STRATA_SKIP_GPU=1 to skip the GPU tests explicitly)"),
-    }
+    Gpu::for_tests()
 }
 
 fn info(dims: [u32; 4], scales: u8, block: [u16; 3]) -> VolumeInfo {
@@ -134,16 +123,11 @@ fn sine_matches_its_cpu_twin() {
 }
 
 /// GPU block evaluation into a zero grid vs `add_blocks`.
-fn check_eval(
-    gpu: &Gpu,
-    dims: [u32; 4],
-    scales: u8,
-    level: u8,
-    block: [u16; 3],
-    occupancy: f32,
-    arch: &Architecture,
-    staged: bool,
-) -> f64 {
+/// `(dims, scales, level, block, occupancy)`: which scale of which volume.
+type Case = ([u32; 4], u8, u8, [u16; 3], f32);
+
+fn check_eval(gpu: &Gpu, case: Case, arch: &Architecture, staged: bool) -> f64 {
+    let (dims, scales, level, block, occupancy) = case;
     let vi = info(dims, scales, block);
     let header = vi.header();
     let s = random_scale(
@@ -192,33 +176,21 @@ fn block_evaluation_matches_its_cpu_twin() {
     // Odd dims: edge blocks cropped on every axis; several time steps.
     worst = worst.max(check_eval(
         &gpu,
-        [37, 21, 19, 3],
-        1,
-        0,
-        [8, 8, 8],
-        1.0,
+        ([37, 21, 19, 3], 1, 0, [8, 8, 8], 1.0),
         &def,
         true,
     ));
     // Anisotropic blocks, a finer level with empty blocks.
     worst = worst.max(check_eval(
         &gpu,
-        [45, 30, 17, 2],
-        2,
-        1,
-        [8, 6, 5],
-        0.4,
+        ([45, 30, 17, 2], 2, 1, [8, 6, 5], 0.4),
         &def,
         true,
     ));
     // One-voxel block edges (coordinate 0) and the unstaged path.
     worst = worst.max(check_eval(
         &gpu,
-        [9, 13, 5, 1],
-        1,
-        0,
-        [4, 1, 5],
-        1.0,
+        ([9, 13, 5, 1], 1, 0, [4, 1, 5], 1.0),
         &def,
         false,
     ));
@@ -230,16 +202,12 @@ fn block_evaluation_matches_its_cpu_twin() {
     };
     worst = worst.max(check_eval(
         &gpu,
-        [33, 17, 40, 1],
-        2,
-        1,
-        [16, 16, 16],
-        0.7,
+        ([33, 17, 40, 1], 2, 1, [16, 16, 16], 0.7),
         &arch,
         true,
     ));
     // Every finer block empty.
-    check_eval(&gpu, [32, 32, 32, 1], 2, 1, [8, 8, 8], 0.0, &def, true);
+    check_eval(&gpu, ([32, 32, 32, 1], 2, 1, [8, 8, 8], 0.0), &def, true);
     eprintln!("block evaluation: worst case {worst:.2e} of the value range");
 }
 
@@ -362,9 +330,7 @@ fn progressive_decode_matches_the_cpu_decoder() {
             vi.dims, vi.scales
         );
         let bytes = archive(&vi, &def, occ, 100 + i as u64);
-        let g = gpu
-            .take()
-            .map_or_else(|| Gpu::new_blocking().unwrap(), |g| g);
+        let g = gpu.take().unwrap_or_else(|| Gpu::new_blocking().unwrap());
         worst = worst.max(check_progressive(g, &bytes, chunk));
     }
     eprintln!("progressive decode: worst case {worst:.2e} of the value range");

@@ -8,17 +8,7 @@ use strata_decoder::{Decoder, Gpu};
 use strata_format::{decode, Archive, DataType, Limits, Volume};
 
 fn gpu() -> Option<Gpu> {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
-    }
-    match Gpu::new_blocking() {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var("STRATA_SKIP_GPU").as_deref() == Ok("1") => {
-            eprintln!("STRATA_SKIP_GPU=1: skipping ({e})");
-            None
-        }
-        Err(e) => panic!("{e}\n(set STRATA_SKIP_GPU=1 to skip the GPU tests explicitly)"),
-    }
+    Gpu::for_tests()
 }
 
 fn volume(dims: [usize; 4]) -> Volume {

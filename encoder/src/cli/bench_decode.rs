@@ -104,18 +104,16 @@ pub fn run(args: Args) -> Result<()> {
         100.0 * fma_rate / peak
     );
 
+    // The columns that describe the archive, shared by the CPU and GPU rows.
+    let case = format!(
+        "{}x{}x{}x{},{},{},{}",
+        dims[0], dims[1], dims[2], dims[3], args.block, args.scales, args.occupancy
+    );
     super::append_csv(
         &args.csv,
         CSV_HEADER,
         &format!(
-            "{}x{}x{}x{},{},{},{},{threads},{median:.4},{:.0},{:.0},{:.2},{:.2},{:.4},cpu",
-            dims[0],
-            dims[1],
-            dims[2],
-            dims[3],
-            args.block,
-            args.scales,
-            args.occupancy,
+            "{case},{threads},{median:.4},{:.0},{:.0},{:.2},{:.2},{:.4},cpu",
             voxels / median,
             evals as f64 / median,
             fma_rate / 1e9,
@@ -168,14 +166,7 @@ pub fn run(args: Args) -> Result<()> {
             &args.csv,
             CSV_HEADER,
             &format!(
-                "{}x{}x{}x{},{},{},{},,{gpu_median:.4},{:.0},{:.0},{:.2},,,gpu: {}",
-                dims[0],
-                dims[1],
-                dims[2],
-                dims[3],
-                args.block,
-                args.scales,
-                args.occupancy,
+                "{case},,{gpu_median:.4},{:.0},{:.0},{:.2},,,gpu: {}",
                 voxels / gpu_median,
                 evals as f64 / gpu_median,
                 fma_rate / 1e9,
