@@ -15,6 +15,7 @@ use crate::blocks::BlockGrid;
 use crate::cluster;
 use crate::metrics;
 use crate::pyramid::{self, Grid};
+use crate::quantize;
 use crate::train::{self, TrainOptions};
 
 /// Everything `strata encode` can set.
@@ -38,7 +39,28 @@ pub struct EncodeOptions {
     /// at most this are empty.
     pub empty_threshold: f32,
     pub train: TrainOptions,
+    /// Codebook quantization of the trained parameters; `None` stores f32.
+    pub quantization: Option<Quantization>,
     pub seed: u64,
+}
+
+/// Codebook sizes, as bits per index (see [`crate::quantize`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantization {
+    pub weight_bits: u8,
+    pub bias_bits: u8,
+    pub latent_bits: u8,
+}
+
+impl Default for Quantization {
+    /// ECNR's static-volume setting: 9 bits.
+    fn default() -> Self {
+        Quantization {
+            weight_bits: 9,
+            bias_bits: 9,
+            latent_bits: 9,
+        }
+    }
 }
 
 impl Default for EncodeOptions {
@@ -54,6 +76,7 @@ impl Default for EncodeOptions {
             epochs: vec![200.0, 150.0, 125.0],
             empty_threshold: 1e-4,
             train: TrainOptions::default(),
+            quantization: None,
             seed: 1,
         }
     }
@@ -240,6 +263,7 @@ pub fn encode(
                 level,
                 opts.scales,
             )?;
+            let q = opts.quantization;
             ScaleSection {
                 level,
                 arch: arch.clone(),
@@ -247,13 +271,13 @@ pub fn encode(
                 occupancy: occupancy.clone(),
                 assignment: assignment.iter().map(|&a| a as u32).collect(),
                 ranges: Tensor::f32(occupied.iter().flat_map(|b| [b.min, b.max]).collect()),
-                latents: Tensor::f32(fitted.latents),
+                latents: quantize::tensor(&fitted.latents, None, q.map(|q| q.latent_bits)),
                 layers: fitted
                     .layers
-                    .into_iter()
+                    .iter()
                     .map(|(w, b)| LayerParams {
-                        weights: Tensor::f32(w),
-                        biases: Tensor::f32(b),
+                        weights: quantize::tensor(w, None, q.map(|q| q.weight_bits)),
+                        biases: quantize::tensor(b, None, q.map(|q| q.bias_bits)),
                     })
                     .collect(),
             }

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod encode;
 pub mod metrics;
 pub mod pyramid;
+pub mod quantize;
 pub mod train;
 
-pub use encode::{encode, EncodeOptions, EncodeReport, Progress};
+pub use encode::{encode, EncodeOptions, EncodeReport, Progress, Quantization};

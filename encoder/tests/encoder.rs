@@ -79,6 +79,45 @@ fn smooth_volume_reaches_a_psnr_floor() {
 }
 
 #[test]
+fn quantized_archive_is_smaller_decodes_as_encoded_and_keeps_quality() {
+    let v = volume([24, 24, 24, 1], |x, y, z, _| {
+        (2.0 * x).sin() * (3.0 * y).cos() + z
+    });
+    let mut opts = quick(400);
+    // Small blocks: enough MLPs for codebooks to be short next to the
+    // tensors they code, as on real volumes.
+    opts.block = Some([4, 4, 4]);
+    let (plain, plain_report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
+    opts.quantization = Some(strata::Quantization::default());
+    let (bytes, report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
+    let a = Archive::read(&bytes, &Limits::default()).unwrap();
+    let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
+    assert_eq!(Some(decoded), report.reconstruction);
+    // Every weight tensor is a codebook of at most 2^9 values.
+    for s in a.usable_scales() {
+        for l in &s.layers {
+            match &l.weights.values {
+                strata_format::TensorValues::Codebook { bits, codebook, .. } => {
+                    assert!(*bits <= 9 && codebook.len() <= 512)
+                }
+                other => panic!("weights stored as {other:?}"),
+            }
+        }
+    }
+    assert!(
+        bytes.len() * 2 < plain.len(),
+        "{} bytes quantized vs {} plain",
+        bytes.len(),
+        plain.len()
+    );
+    let psnr = |r: &strata::EncodeReport| {
+        strata::metrics::quality(&v.data, &r.reconstruction.as_ref().unwrap().data).psnr
+    };
+    let (p, q) = (psnr(&plain_report), psnr(&report));
+    assert!(q > p - 1.0, "quantized {q:.2} dB vs plain {p:.2} dB");
+}
+
+#[test]
 fn balanced_clusters_are_balanced_and_better_than_random() {
     let mut rng = SplitMix(3);
     // Points around 6 centres.

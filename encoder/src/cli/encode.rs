@@ -51,6 +51,9 @@ pub struct Args {
     /// Finer-scale blocks with mean squared residual at most this (normalized units) are empty.
     #[arg(long, default_value_t = 1e-4)]
     empty_threshold: f32,
+    /// Quantize weights, biases and latents to codebooks of 2^BITS values (ECNR: 9); default: f32.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(1..=16))]
+    bits: Option<u8>,
     /// Where to train.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -162,6 +165,11 @@ pub fn run(args: Args) -> Result<()> {
             max_steps: args.max_steps,
             ..TrainOptions::default()
         },
+        quantization: args.bits.map(|b| strata::Quantization {
+            weight_bits: b,
+            bias_bits: b,
+            latent_bits: b,
+        }),
         seed: args.seed,
         ..EncodeOptions::default()
     };
