@@ -207,6 +207,18 @@ fn block_evaluation_matches_its_cpu_twin() {
         true,
     ));
     // Every finer block empty.
+    // A wide network: loops instead of straight-line code.
+    let wide = Architecture {
+        latent_dim: 8,
+        hidden: vec![64, 64],
+        omega0: 30.0,
+    };
+    worst = worst.max(check_eval(
+        &gpu,
+        ([20, 11, 9, 2], 1, 0, [8, 8, 8], 1.0),
+        &wide,
+        true,
+    ));
     check_eval(&gpu, ([32, 32, 32, 1], 2, 1, [8, 8, 8], 0.0), &def, true);
     eprintln!("block evaluation: worst case {worst:.2e} of the value range");
 }
