@@ -1,0 +1,34 @@
+//! Side-by-side rate–distortion benchmark: Strata against SZ3 and ZFP on the
+//! same volume, at matched compression ratios. One module per idea: the two
+//! error-bounded codecs (`sz3`, `zfp`), `matching` (bisection of an error
+//! bound onto a target ratio), `strata` (encode with the library, decode with
+//! the reference decoder), `csv` and `plot` (the outputs), and `rd`, which
+//! drives them.
+//!
+//! Every figure uses the same definitions as `strata eval`
+//! ([`strata::metrics::quality`]): PSNR = 20·log10(range / RMSE) over the
+//! original values, ratio = float32 bytes / compressed bytes.
+
+pub mod codec;
+pub mod csv;
+pub mod matching;
+pub mod plot;
+pub mod rd;
+pub mod strata;
+pub mod sz3;
+pub mod zfp;
+
+/// One measured run of one codec at one setting: a row of the CSV.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// "strata", "sz3" or "zfp".
+    pub codec: String,
+    /// How it was run: Strata's encode arguments, or the error bound.
+    pub config: String,
+    /// float32 bytes / compressed bytes.
+    pub ratio: f64,
+    pub psnr: f64,
+    pub max_abs_error: f64,
+    pub encode_seconds: f64,
+    pub decode_seconds: f64,
+}

@@ -1,0 +1,190 @@
+//! The benchmark's pieces on small synthetic volumes: the codecs keep their
+//! error bounds, the matching hits its ratio, the driver writes its CSV and
+//! plot, and the Strata path encodes, decodes and measures.
+
+use bench::codec::{measure, ErrorBounded};
+use bench::matching::match_ratio;
+use bench::rd::{self, Options};
+use bench::strata::Config;
+use bench::sz3::Sz3;
+use bench::zfp::Zfp;
+use strata_format::Volume;
+
+/// A smooth field with a sphere and a little deterministic noise, in [0, 200].
+fn synthetic(dims: [usize; 4]) -> Volume {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut data = Vec::with_capacity(dims.iter().product());
+    for t in 0..dims[3] {
+        for z in 0..dims[2] {
+            for y in 0..dims[1] {
+                for x in 0..dims[0] {
+                    let (fx, fy, fz) = (x as f32 * 0.31, y as f32 * 0.23, z as f32 * 0.17);
+                    let r2 = [x, y, z]
+                        .iter()
+                        .zip(dims)
+                        .map(|(&c, d)| (c as f32 - d as f32 / 2.0).powi(2))
+                        .sum::<f32>();
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let noise = (state >> 40) as f32 / (1u64 << 24) as f32;
+                    let sphere = if r2 < 36.0 { 60.0 } else { 0.0 };
+                    data.push(
+                        100.0
+                            + 30.0 * (fx.sin() * fy.cos() + (fz + t as f32).sin())
+                            + sphere
+                            + 5.0 * noise,
+                    );
+                }
+            }
+        }
+    }
+    Volume::new(dims, data).expect("consistent dims")
+}
+
+fn max_error(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .fold(0.0, f64::max)
+}
+
+fn round_trip_within_bound(codec: &dyn ErrorBounded) {
+    for dims in [[24, 20, 18, 1], [48, 40, 1, 1], [16, 12, 10, 3]] {
+        let v = synthetic(dims);
+        for bound in [0.05, 0.5, 4.0] {
+            let bytes = codec.compress(&v.data, v.dims, bound).unwrap();
+            let back = codec.decompress(&bytes, v.dims).unwrap();
+            assert_eq!(back.len(), v.data.len());
+            let err = max_error(&v.data, &back);
+            // The bound, plus float32 rounding of values up to ~200.
+            assert!(
+                err <= bound + 1e-4,
+                "{} {dims:?} bound {bound}: max error {err}",
+                codec.name()
+            );
+            let row = measure(codec, &v, bound).unwrap();
+            assert_eq!(row.max_abs_error, err);
+            assert!(row.ratio > 1.0 && row.psnr.is_finite(), "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn sz3_round_trip_keeps_the_error_bound() {
+    round_trip_within_bound(&Sz3);
+}
+
+#[test]
+fn zfp_round_trip_keeps_the_error_bound() {
+    round_trip_within_bound(&Zfp);
+}
+
+#[test]
+fn codecs_refuse_a_foreign_or_mismatched_stream() {
+    let v = synthetic([16, 16, 16, 1]);
+    let zfp = Zfp.compress(&v.data, v.dims, 0.1).unwrap();
+    assert!(Zfp.decompress(&zfp, [16, 16, 8, 1]).is_err());
+    assert!(Zfp.decompress(&[0u8; 3], v.dims).is_err());
+    let sz3 = Sz3.compress(&v.data, v.dims, 0.1).unwrap();
+    assert!(Sz3.decompress(&sz3, [16, 8, 32, 1]).is_err());
+    assert!(Sz3.compress(&v.data, v.dims, 0.0).is_err());
+    assert!(Zfp.compress(&v.data, v.dims, f64::NAN).is_err());
+}
+
+#[test]
+fn bisection_hits_a_requested_sz3_ratio() {
+    let v = synthetic([40, 36, 32, 1]);
+    for target in [8.0, 20.0] {
+        let m = match_ratio(target, 1e-5, 100.0, 0.02, |b| {
+            let bytes = Sz3.compress(&v.data, v.dims, b)?;
+            Ok(bench::codec::ratio(v.data.len(), bytes.len()))
+        })
+        .unwrap();
+        assert!(m.hit, "target {target}: {m:?}");
+        assert!((m.ratio / target - 1.0).abs() <= 0.02, "{m:?}");
+        // The bound found gives that ratio again.
+        let row = measure(&Sz3, &v, m.bound).unwrap();
+        assert!((row.ratio / m.ratio - 1.0).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn bisection_on_a_stepwise_ratio_takes_the_closest_step() {
+    // Ratio doubles at each power of two of the bound, like ZFP's accuracy mode.
+    let steps = |b: f64| Ok(2f64.powf(b.log2().floor()) * 10.0);
+    let m = match_ratio(30.0, 1e-3, 1e3, 0.02, steps).unwrap();
+    assert!(!m.hit);
+    assert_eq!(m.ratio, 40.0, "{m:?}");
+    let m = match_ratio(41.0, 1e-3, 1e3, 0.05, steps).unwrap();
+    assert!(m.hit && m.ratio == 40.0, "{m:?}");
+    // Out of reach: the nearest end.
+    let m = match_ratio(1e9, 1e-3, 1e3, 0.02, steps).unwrap();
+    assert_eq!(m.ratio, 5120.0);
+}
+
+#[test]
+fn strata_configs_parse_like_strata_encode() {
+    let c = Config::parse("--width 16   --block 8 --max-steps 5").unwrap();
+    assert_eq!(c.label, "--width 16 --block 8 --max-steps 5");
+    assert_eq!(c.options.width, 16);
+    assert_eq!(c.options.block, Some([8, 8, 8]));
+    assert_eq!(c.options.train.max_steps, Some(5));
+    let d = Config::parse("").unwrap();
+    assert_eq!(d.label, "defaults");
+    assert_eq!(d.options.width, strata::EncodeOptions::default().width);
+    assert!(Config::parse("--bogus 3").is_err());
+    let e = Config::parse("--ratio 50").unwrap_err();
+    assert!(format!("{e:#}").contains("rate control"), "{e:#}");
+}
+
+#[test]
+fn rd_writes_csv_and_plot_with_a_row_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("synth.npy");
+    strata_io::write_volume(&path, &synthetic([24, 20, 16, 1])).unwrap();
+    let out = dir.path().join("out");
+    let o = rd::run(&Options {
+        volume: path,
+        strata: vec!["--scales 2 --block 8 --width 8 --max-steps 3".into()],
+        no_strata: false,
+        ratios: vec![6.0, 12.0],
+        tolerance: 0.02,
+        out: out.clone(),
+    })
+    .unwrap();
+    assert_eq!(o.csv, out.join("rd-synth.csv"));
+    // One Strata run, then SZ3 and ZFP at Strata's ratio and the two extra ones.
+    assert_eq!(o.rows.len(), 1 + 2 * 3, "{:#?}", o.rows);
+    let strata = &o.rows[0];
+    assert_eq!(strata.codec, "strata");
+    assert!(strata.ratio > 1.0 && strata.psnr.is_finite(), "{strata:?}");
+    let text = std::fs::read_to_string(&o.csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "codec,config,ratio,psnr,max_abs_error,encode_seconds,decode_seconds"
+    );
+    assert_eq!(lines.len(), 1 + o.rows.len());
+    for (line, row) in lines[1..].iter().zip(&o.rows) {
+        assert!(line.starts_with(&format!("{},", row.codec)), "{line}");
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("sz3,")).count(),
+        3,
+        "{text}"
+    );
+    let png = std::fs::read(&o.png).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+}
+
+#[test]
+fn volume_names_drop_extensions() {
+    use std::path::Path;
+    assert_eq!(
+        rd::volume_name(Path::new("a/mni152_t1.nii.gz")),
+        "mni152_t1"
+    );
+    assert_eq!(rd::volume_name(Path::new("../scivis/engine.raw")), "engine");
+    assert_eq!(rd::volume_name(Path::new("x.npy")), "x");
+}
