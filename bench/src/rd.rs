@@ -20,8 +20,8 @@ pub struct Options {
     /// The volume: .nii, .nii.gz, .npy, or raw with a .json sidecar.
     pub volume: PathBuf,
     /// A Strata configuration as `strata encode` options, e.g.
-    /// "--width 16 --block 8"; repeat for several. Default: "--width 16",
-    /// the defaults, "--width 32".
+    /// "--width 16 --bits 9"; repeat for several. Default: widths 16, 24
+    /// (the default) and 32, each with --bits 9.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub strata: Vec<String>,
     /// Skip Strata: SZ3 and ZFP at --ratios only.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use strata::train::{Device, TrainOptions};
-use strata::{EncodeOptions, Progress};
+use strata::{EncodeOptions, Progress, Quantization};
 use strata_format::{Archive, Limits, Volume};
 
 use crate::codec::ratio;
@@ -44,6 +44,9 @@ pub struct StrataConfig {
     final_lr: f64,
     #[arg(long, default_value_t = 1e-4)]
     empty_threshold: f32,
+    /// Codebooks of 2^BITS values for weights, biases and latents; default: f32.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    bits: Option<u8>,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
     #[arg(long, default_value_t = 1)]
@@ -68,8 +71,9 @@ pub struct Config {
 }
 
 /// The configurations run when none is given: the default architecture and
-/// a narrower and a wider one, for three different ratios.
-pub const DEFAULT_CONFIGS: [&str; 3] = ["--width 16", "", "--width 32"];
+/// a narrower and a wider one, quantized to 9 bits like ECNR, for three
+/// different ratios.
+pub const DEFAULT_CONFIGS: [&str; 3] = ["--width 16 --bits 9", "--bits 9", "--width 32 --bits 9"];
 
 impl Config {
     /// Parses `strata encode`-style arguments, e.g. "--width 16 --block 8".
@@ -112,6 +116,11 @@ impl Config {
                     max_steps: c.max_steps,
                     ..TrainOptions::default()
                 },
+                quantization: c.bits.map(|b| Quantization {
+                    weight_bits: b,
+                    bias_bits: b,
+                    latent_bits: b,
+                }),
                 seed: c.seed,
                 ..EncodeOptions::default()
             },

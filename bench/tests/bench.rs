@@ -125,14 +125,23 @@ fn bisection_on_a_stepwise_ratio_takes_the_closest_step() {
 
 #[test]
 fn strata_configs_parse_like_strata_encode() {
-    let c = Config::parse("--width 16   --block 8 --max-steps 5").unwrap();
-    assert_eq!(c.label, "--width 16 --block 8 --max-steps 5");
+    let c = Config::parse("--width 16   --block 8 --max-steps 5 --bits 9").unwrap();
+    assert_eq!(c.label, "--width 16 --block 8 --max-steps 5 --bits 9");
+    assert_eq!(
+        c.options.quantization,
+        Some(strata::Quantization::default())
+    );
     assert_eq!(c.options.width, 16);
     assert_eq!(c.options.block, Some([8, 8, 8]));
     assert_eq!(c.options.train.max_steps, Some(5));
     let d = Config::parse("").unwrap();
     assert_eq!(d.label, "defaults");
     assert_eq!(d.options.width, strata::EncodeOptions::default().width);
+    assert_eq!(d.options.quantization, None);
+    assert!(Config::parse("--bits 0").is_err());
+    for c in bench::strata::DEFAULT_CONFIGS {
+        Config::parse(c).unwrap();
+    }
     assert!(Config::parse("--bogus 3").is_err());
     let e = Config::parse("--ratio 50").unwrap_err();
     assert!(format!("{e:#}").contains("rate control"), "{e:#}");
@@ -146,7 +155,7 @@ fn rd_writes_csv_and_plot_with_a_row_per_run() {
     let out = dir.path().join("out");
     let o = rd::run(&Options {
         volume: path,
-        strata: vec!["--scales 2 --block 8 --width 8 --max-steps 3".into()],
+        strata: vec!["--scales 2 --block 8 --width 8 --max-steps 3 --bits 6".into()],
         no_strata: false,
         ratios: vec![6.0, 12.0],
         tolerance: 0.02,
