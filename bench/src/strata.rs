@@ -148,7 +148,7 @@ impl Progress for Lines {
 
     fn step(&mut self, step: usize, loss: f32) {
         let tenth = (self.steps / 10).max(1);
-        if step > 0 && step % tenth == 0 {
+        if step > 0 && step.is_multiple_of(tenth) {
             eprintln!(
                 "    step {step}/{} loss {loss:.2e} ({:.0} s)",
                 self.steps,
