@@ -18,14 +18,14 @@ use crate::Row;
 /// Reference points drawn as hollow markers: (label, [(ratio, PSNR)]).
 pub type Reference = (&'static str, &'static [(f64, f64)]);
 
-/// Published points for a volume, by its name: ECNR's paper figures for
+/// Reference points for a volume, by its name: ECNR's code as run on this machine for
 /// MNI152 and engine, and for MNI152 the measurements in
 /// `shared/data/README.md` (SZ3 3.3 via pysz, ZFP accuracy mode, TTHRESH).
 pub fn references(volume: &str) -> Vec<Reference> {
     let v = volume.to_ascii_lowercase();
     if v.contains("mni152") {
         vec![
-            ("ECNR (paper)", &[(65.5, 36.76), (94.3, 34.63)]),
+            ("ECNR (its code, run here)", &[(65.5, 36.76), (94.3, 34.63)]),
             (
                 "SZ3 (pysz, reference)",
                 &[(100.0, 42.3), (200.0, 35.5), (500.0, 26.0)],
@@ -40,7 +40,7 @@ pub fn references(volume: &str) -> Vec<Reference> {
             ),
         ]
     } else if v.contains("engine") {
-        vec![("ECNR (paper)", &[(50.9, 40.97), (136.9, 36.05)])]
+        vec![("ECNR (its code, run here)", &[(50.9, 40.97), (136.9, 36.05)])]
     } else {
         Vec::new()
     }
