@@ -40,7 +40,10 @@ pub fn references(volume: &str) -> Vec<Reference> {
             ),
         ]
     } else if v.contains("engine") {
-        vec![("ECNR (its code, run here)", &[(50.9, 40.97), (136.9, 36.05)])]
+        vec![(
+            "ECNR (its code, run here)",
+            &[(50.9, 40.97), (136.9, 36.05)],
+        )]
     } else {
         Vec::new()
     }
