@@ -35,7 +35,8 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("strata decoder"),
-                required_features: wgpu::Features::empty(),
+                // Lets a viewer sample the r32float textures with a linear filter.
+                required_features: adapter.features() & wgpu::Features::FLOAT32_FILTERABLE,
                 required_limits: adapter.limits(),
                 ..Default::default()
             })

@@ -22,6 +22,8 @@
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
+use strata_format::{Header, FIXED_HEADER_LEN};
+
 use crate::{Decoder, Gpu, Progress};
 
 #[wasm_bindgen]
@@ -77,6 +79,12 @@ impl StrataDecoder {
         Ok(done.len() as u32)
     }
 
+    /// Forgets the archive (its textures included), keeping the device, to
+    /// decode another one.
+    pub fn reset(&mut self) {
+        self.inner.reset();
+    }
+
     /// Throws unless the whole archive has arrived (naming what is missing).
     pub fn finish(&self) -> Result<(), JsError> {
         self.inner.finish().map_err(js_err)
@@ -125,6 +133,54 @@ impl StrataDecoder {
         self.inner
             .dims()
             .map_or(Vec::new(), |d| d.iter().map(|&v| v as u32).collect())
+    }
+
+    /// Voxel spacing [x, y, z, t] from the header (empty before it).
+    pub fn spacing(&self) -> Vec<f32> {
+        self.inner
+            .header()
+            .map_or(Vec::new(), |h| h.spacing.to_vec())
+    }
+
+    /// Length of the whole archive: header, table and every section (0
+    /// before the header).
+    #[wasm_bindgen(js_name = archiveBytes)]
+    pub fn archive_bytes(&self) -> f64 {
+        self.inner.header().map_or(0.0, |h| {
+            let sections: u64 = h.sections.iter().map(|s| s.length).sum();
+            (h.encoded_len() as u64 + sections) as f64
+        })
+    }
+
+    /// The section table, `[{kind, level, offset, length}]` (empty before
+    /// the header): what a Range reader requests, in order.
+    pub fn sections(&self) -> Result<Array, JsError> {
+        let out = Array::new();
+        for s in self.inner.header().map_or(&[][..], |h| &h.sections[..]) {
+            let o = Object::new();
+            let set = |k: &str, v: JsValue| Reflect::set(&o, &k.into(), &v).map(|_| ());
+            set("kind", s.kind.name().into())
+                .and_then(|_| set("level", s.level.into()))
+                .and_then(|_| set("offset", (s.offset as f64).into()))
+                .and_then(|_| set("length", (s.length as f64).into()))
+                .map_err(|e| js_err(describe(&e)))?;
+            out.push(&o);
+        }
+        Ok(out)
+    }
+
+    /// Bytes of header + section table, from the archive's first 80 bytes
+    /// (checks magic and version): what a Range reader requests first.
+    #[wasm_bindgen(js_name = headerLength)]
+    pub fn header_length(first: &[u8]) -> Result<u32, JsError> {
+        if first.len() < FIXED_HEADER_LEN {
+            return Err(js_err(format!(
+                "not a .strata archive: {} bytes, a header has {FIXED_HEADER_LEN}",
+                first.len()
+            )));
+        }
+        let n = Header::peek_section_count(&first[..FIXED_HEADER_LEN]).map_err(js_err)?;
+        Ok(strata_format::header_len(n) as u32)
     }
 
     /// [min, max]: texture value v means min + v·(max − min).

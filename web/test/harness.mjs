@@ -1,0 +1,136 @@
+// What the browser tests share: the encoder-written fixtures, headless
+// Chromium with WebGPU on SwiftShader (Debian's /usr/bin/chromium, flags
+// from shared/BROWSER.md), and pixel statistics of screenshots.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const DIST = join(ROOT, "web", "dist");
+/** Screenshots land here, to be looked at (git-ignored). */
+export const SHOTS = process.env.STRATA_SHOTS ?? join(ROOT, "web", "test-out");
+
+export const CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic",
+    "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader",
+];
+
+/** The `strata` binary: $STRATA_BIN, else the debug build (built if missing). */
+export function strataBinary() {
+    if (process.env.STRATA_BIN) return process.env.STRATA_BIN;
+    const target = process.env.CARGO_TARGET_DIR ?? join(ROOT, "target");
+    const bin = join(target, "debug", "strata");
+    if (!existsSync(bin)) execFileSync("cargo", ["build", "-p", "strata"], { cwd: ROOT, stdio: "inherit" });
+    return bin;
+}
+
+/**
+ * Encoder-written archives: the 64³ Shepp–Logan phantom encoded with 8-bit
+ * codebooks (three scales), its CPU reference decode (raw float32), and the
+ * section table from `strata info --json`.
+ */
+export function makeFixtures() {
+    if (!existsSync(join(DIST, "index.html"))) {
+        throw new Error("web/dist is not built: run `npm run build` (scripts/test does) before the browser tests");
+    }
+    const dir = mkdtempSync(join(tmpdir(), "strata-web-"));
+    const bin = strataBinary();
+    const run = (...args) => execFileSync(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "inherit"] }).toString();
+    run("phantom", "--size", "64", "phantom.nii.gz");
+    run("encode", "phantom.nii.gz", "-o", "phantom.strata", "--bits", "8", "--quiet");
+    run("decode", "phantom.strata", "-o", "phantom.raw");
+    const info = JSON.parse(run("info", "phantom.strata", "--json"));
+    mkdirSync(SHOTS, { recursive: true });
+    return { dir, bin, info, bytes: readFileSync(join(dir, "phantom.strata")).length };
+}
+
+export async function launch() {
+    return chromium.launch({
+        executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+        headless: true,
+        // playwright gives the browser a fresh user-data dir of its own.
+        args: CHROMIUM_ARGS,
+    });
+}
+
+/** A 512×512 page that records the viewer's events in window.events. */
+export async function openPage(browser, url) {
+    const page = await browser.newPage({ viewport: { width: 512, height: 600 }, deviceScaleFactor: 1 });
+    const logs = [];
+    page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+    await page.addInitScript(() => {
+        window.events = [];
+        for (const type of ["strata-header", "strata-scale", "strata-error"]) {
+            document.addEventListener(type, (e) => window.events.push({ type, detail: e.detail, at: performance.now() }));
+        }
+    });
+    await page.goto(url);
+    await page.addStyleTag({ content: "strata-viewer { flex: none !important; width: 512px !important; height: 512px !important; }" });
+    return { page, logs };
+}
+
+/** Waits until window.events has an event matching `test` (given as a string of JS on `e`). */
+export async function waitEvent(page, predicate, timeout = 60000) {
+    const handle = await page.waitForFunction(
+        (src) => window.events.find(new Function("e", `return ${src}`)),
+        predicate,
+        { timeout, polling: 50 },
+    );
+    return handle.jsonValue();
+}
+
+/** The viewer's canvas alone (controls hidden), as PNG; saved as SHOTS/name.png. */
+export async function shot(page, name) {
+    await page.evaluate(() => document.querySelector("strata-viewer").setAttribute("nocontrols", ""));
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    const png = await page.locator("strata-viewer").screenshot();
+    await page.evaluate(() => document.querySelector("strata-viewer").removeAttribute("nocontrols"));
+    writeFileSync(join(SHOTS, `${name}.png`), png);
+    return png;
+}
+
+/**
+ * Statistics of one screenshot, or of two compared, decoded in the page:
+ * `distinct` (pixels differing from the top-left background pixel by more
+ * than 8 levels in a channel), and for pairs the mean absolute difference
+ * per channel, the largest, and the fraction of pixels off by more than 2.
+ */
+export async function compare(page, a, b = null) {
+    return page.evaluate(async ([a64, b64]) => {
+        const decode = async (s) => {
+            const bytes = Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+            const bmp = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+            const c = new OffscreenCanvas(bmp.width, bmp.height);
+            const ctx = c.getContext("2d");
+            ctx.drawImage(bmp, 0, 0);
+            return ctx.getImageData(0, 0, bmp.width, bmp.height).data;
+        };
+        const pa = await decode(a64);
+        let distinct = 0;
+        for (let i = 0; i < pa.length; i += 4) {
+            if ([0, 1, 2].some((k) => Math.abs(pa[i + k] - pa[k]) > 8)) distinct++;
+        }
+        const out = { pixels: pa.length / 4, distinct: distinct / (pa.length / 4) };
+        if (b64) {
+            const pb = await decode(b64);
+            let sum = 0, max = 0, off = 0;
+            for (let i = 0; i < pa.length; i += 4) {
+                let worst = 0;
+                for (let k = 0; k < 3; k++) {
+                    const d = Math.abs(pa[i + k] - pb[i + k]);
+                    sum += d;
+                    worst = Math.max(worst, d);
+                }
+                max = Math.max(max, worst);
+                if (worst > 2) off++;
+            }
+            Object.assign(out, { mean: sum / (3 * pa.length / 4), max, off: off / (pa.length / 4) });
+        }
+        return out;
+    }, [Buffer.from(a).toString("base64"), b ? Buffer.from(b).toString("base64") : null]);
+}
