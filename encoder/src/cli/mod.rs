@@ -8,6 +8,7 @@ mod eval;
 mod example;
 mod info;
 mod phantom;
+mod view;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,9 @@ enum Command {
     Info(info::Args),
     /// Decode an archive to .npy, .nii, .nii.gz or .raw (+ .json sidecar).
     Decode(decode::Args),
+    /// Serve the web viewer and an archive on 127.0.0.1 and print the URL
+    /// to open.
+    View(view::Args),
     /// Write the 3D Shepp–Logan phantom, a sample volume to try Strata on.
     Phantom(phantom::Args),
     /// Measure decode speed (CPU reference decoder; --gpu adds the GPU
@@ -58,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::BenchTrain(a) => bench_train::run(a),
         Command::Example(a) => example::run(a),
         Command::Phantom(a) => phantom::run(a),
+        Command::View(a) => view::run(a),
     }
 }
 
