@@ -62,7 +62,7 @@ fn start(cmd: &mut Command) -> (Server, SocketAddr, String) {
         .strip_suffix(" (Ctrl-C to stop)\n")
         .unwrap_or_else(|| panic!("unexpected line {line:?}"));
     let (addr, src) = rest.split_once("/#src=").unwrap();
-    (child, addr.parse().unwrap(), src.to_string())
+    (child, addr.parse().unwrap(), http::percent_decode(src))
 }
 
 fn clean_failure(o: &Output, needle: &str) {

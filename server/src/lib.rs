@@ -62,13 +62,18 @@ pub enum ServeError {
     Io(#[from] io::Error),
 }
 
-/// Characters kept as they are in a URL path segment and in the `src`
-/// parameter of the viewer's hash: RFC 3986's unreserved set.
+/// Characters kept as they are in a URL path segment: RFC 3986's
+/// unreserved set.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Characters kept as they are in a parameter value of the viewer's hash,
+/// which the page reads with `URLSearchParams` (one percent-decoding, `+`
+/// as space): the unreserved set and `/`.
+const HASH_VALUE: &AsciiSet = &SEGMENT.remove(b'/');
 
 /// A bound, not yet running, viewer server. [`ViewServer::bind`] does every
 /// check that can fail (web directory, archive, address), so a caller can
@@ -165,9 +170,16 @@ impl ViewServer {
     }
 
     /// The page to open: the viewer, told in its URL hash where the archive
-    /// is (`http://127.0.0.1:7878/#src=archive/NAME`).
+    /// is (`http://127.0.0.1:7878/#src=archive/NAME`). The hash parameter is
+    /// [`archive_path`](Self::archive_path) encoded once more, so that after
+    /// the page's decoding it is that URL path again: `my file.strata` is
+    /// `#src=archive/my%2520file.strata`.
     pub fn url(&self) -> String {
-        format!("http://{}/#src={}", self.addr, self.archive_path)
+        format!(
+            "http://{}/#src={}",
+            self.addr,
+            utf8_percent_encode(&self.archive_path, HASH_VALUE)
+        )
     }
 
     /// Serves on a single-threaded runtime until `shutdown` completes, then

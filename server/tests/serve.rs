@@ -186,6 +186,22 @@ fn the_url_names_the_archive_in_the_hash() {
     let port = server.local_addr().port();
     assert_eq!(
         server.url(),
-        format!("http://127.0.0.1:{port}/#src=archive/my%20volume.strata")
+        format!("http://127.0.0.1:{port}/#src=archive/my%2520volume.strata")
     );
+
+    // What the page does with it: URLSearchParams decodes the value once,
+    // giving the archive's URL path, which the server decodes to the name.
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("a b+c#d%e?f&g=h~é.strata");
+    std::fs::write(&odd, b"odd").unwrap();
+    let server = ViewServer::bind("127.0.0.1", 0, &web, &odd).unwrap();
+    let addr = server.local_addr();
+    let url = server.url();
+    let value = url.split_once("#src=").unwrap().1;
+    assert!(!value.contains(['&', '#', '+', '?', ' ']), "{value}");
+    let src = http::percent_decode(value);
+    assert_eq!(src, server.archive_path());
+    std::thread::spawn(move || server.run(std::future::pending()).unwrap());
+    let r = get(addr, &format!("/{src}"), &[]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"odd"[..]));
 }

@@ -74,3 +74,22 @@ pub fn request(addr: SocketAddr, method: &str, target: &str, extra: &[&str]) -> 
 pub fn get(addr: SocketAddr, target: &str, extra: &[&str]) -> Response {
     request(addr, "GET", target, extra)
 }
+
+/// Undoes `%XX` escapes once (as the viewer's `URLSearchParams` does to the
+/// hash; `+` never occurs in what the server writes).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
