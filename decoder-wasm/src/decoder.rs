@@ -46,6 +46,9 @@ pub struct Decoder {
     max_levels: u8,
     received: u64,
     textures: Vec<Option<wgpu::Texture>>,
+    /// Scales decoded by the current `push`, kept when a later section of
+    /// the same push fails (see `take_unreported`).
+    unreported: Vec<Progress>,
 }
 
 impl Decoder {
@@ -63,6 +66,7 @@ impl Decoder {
             max_levels: u8::MAX,
             received: 0,
             textures: Vec::new(),
+            unreported: Vec::new(),
         })
     }
 
@@ -81,6 +85,7 @@ impl Decoder {
         self.levels = 0;
         self.received = 0;
         self.textures.clear();
+        self.unreported.clear();
     }
 
     /// Waits until the GPU has finished all submitted work (timing).
@@ -119,7 +124,7 @@ impl Decoder {
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Progress>, DecodeError> {
         self.received += bytes.len() as u64;
         self.reader.feed(bytes);
-        let mut done = Vec::new();
+        self.unreported.clear();
         loop {
             match self.reader.poll()? {
                 Event::NeedMore | Event::End => break,
@@ -131,13 +136,20 @@ impl Decoder {
                         .expect("the reader gives the header first");
                     if let Section::Scale(s, _) = raw.decode(header, &self.limits)? {
                         if s.level < self.max_levels {
-                            done.push(self.add_scale(&s)?);
+                            let p = self.add_scale(&s)?;
+                            self.unreported.push(p);
                         }
                     }
                 }
             }
         }
-        Ok(done)
+        Ok(std::mem::take(&mut self.unreported))
+    }
+
+    /// After a `push` that failed: the scales it decoded before the error
+    /// (they are on the GPU and valid), so a viewer can still show them.
+    pub fn take_unreported(&mut self) -> Vec<Progress> {
+        std::mem::take(&mut self.unreported)
     }
 
     /// Call at the end of the input: an error naming what is missing unless

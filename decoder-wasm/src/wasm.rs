@@ -66,17 +66,31 @@ impl StrataDecoder {
     }
 
     /// Feeds the next bytes of the archive; decodes every scale they
-    /// complete and returns how many.
+    /// complete and returns how many. When a section fails, the scales
+    /// decoded before it are still reported to `onScale`, then it throws.
     pub fn push(&mut self, bytes: &[u8]) -> Result<u32, JsError> {
-        let done = self.inner.push(bytes).map_err(js_err)?;
+        match self.inner.push(bytes) {
+            Ok(done) => {
+                self.report(&done)?;
+                Ok(done.len() as u32)
+            }
+            Err(e) => {
+                let done = self.inner.take_unreported();
+                self.report(&done)?;
+                Err(js_err(e))
+            }
+        }
+    }
+
+    fn report(&self, done: &[Progress]) -> Result<(), JsError> {
         if let Some(cb) = &self.on_scale {
-            for p in &done {
+            for p in done {
                 let arg = progress_object(p).map_err(|e| js_err(format!("{e:?}")))?;
                 cb.call1(&JsValue::NULL, &arg)
                     .map_err(|e| js_err(format!("the onScale callback threw: {}", describe(&e))))?;
             }
         }
-        Ok(done.len() as u32)
+        Ok(())
     }
 
     /// Forgets the archive (its textures included), keeping the device, to

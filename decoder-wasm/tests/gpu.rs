@@ -385,6 +385,10 @@ fn partial_decode_and_damage_give_what_arrived() {
     let e = dec.push(&bad).unwrap_err().to_string();
     assert!(e.contains("section 1"), "{e}");
     assert_eq!(dec.levels(), 1);
+    // The scale decoded before the damage is still reported, once.
+    let unreported = dec.take_unreported();
+    assert_eq!(unreported.iter().map(|p| p.level).collect::<Vec<_>>(), [0]);
+    assert!(dec.take_unreported().is_empty());
     assert!(dec.push(&[]).is_err());
 
     // Not an archive at all.

@@ -74,7 +74,9 @@ export class StrataViewer extends HTMLElement {
     /** A link to this view of the archive, on `page` (default: this page). */
     link(page = location.href) {
         const url = new URL(page);
-        url.hash = viewParams(this.view, this.src ?? undefined).toString();
+        const params = viewParams(this.view, this.src ?? undefined);
+        if (this.src && this.rangeMode) params.set("range", "1");
+        url.hash = params.toString();
         return url.href;
     }
 
@@ -117,6 +119,7 @@ export class StrataViewer extends HTMLElement {
             if (typeof source === "string" || source instanceof URL) {
                 url = archiveUrl(String(source), location.href);
                 this.src = String(source);
+                this.rangeMode = range;
             } else {
                 this.src = null;
             }
@@ -147,7 +150,13 @@ export class StrataViewer extends HTMLElement {
             let headerSeen = false;
             for await (const chunk of chunks) {
                 if (abort.signal.aborted) return;
-                this.decoder.push(chunk);
+                // A failing section still leaves the scales before it to show.
+                let failure = null;
+                try {
+                    this.decoder.push(chunk);
+                } catch (e) {
+                    failure = e;
+                }
                 this.status.loaded += chunk.length;
                 if (!headerSeen && this.decoder.scales() > 0) {
                     headerSeen = true;
@@ -169,6 +178,7 @@ export class StrataViewer extends HTMLElement {
                     });
                 }
                 this.updateStatus();
+                if (failure) throw failure;
             }
             if (abort.signal.aborted) return;
             this.decoder.finish();

@@ -41,6 +41,7 @@ export function parseViewParams(params, base = defaultView()) {
     for (const [name, value] of params) {
         switch (name) {
             case "src":
+            case "range": // how to fetch src: the caller reads it
                 break;
             case "mode":
                 if (MODES.includes(value)) view.mode = value;

@@ -86,3 +86,195 @@ test("streams coarse to fine, and the last picture matches the CPU decode", asyn
         await page.close();
     }
 });
+
+test("a slow server: the first picture comes before the download ends", async () => {
+    const { page } = await openPage(browser, `${server.origin}/#src=slow/phantom.strata&${VIEW}`);
+    try {
+        const first = await waitEvent(page, "e.type === 'strata-scale'");
+        const coarse = await shot(page, "slow-first-picture");
+        const { bytesLoaded, bytesTotal, ms } = first.detail;
+        figures.push(["first_picture_bytes", bytesLoaded, "bytes"], ["first_picture_ms", ms.toFixed(0), "ms"],
+            ["archive_bytes", bytesTotal, "bytes"]);
+        assert.ok(bytesLoaded < bytesTotal / 2, `first picture after ${bytesLoaded} of ${bytesTotal} bytes`);
+        assert.ok((await compare(page, coarse)).distinct > 0.05, "the first picture is not blank");
+        const status = await page.evaluate(() => document.querySelector("strata-viewer").shadowRoot.getElementById("status").textContent);
+        assert.match(status, /scale \d of 3/);
+        const last = await waitEvent(page, "e.type === 'strata-scale' && e.detail.index === 3");
+        assert.ok(last.at > first.at);
+        figures.push(["slow_download_ms", last.detail.ms.toFixed(0), "ms"]);
+    } finally {
+        await page.close();
+    }
+});
+
+test("a truncated archive: the scales that arrived stay on screen, and the error names what is missing", async () => {
+    const cut = section(2).offset + Math.floor(section(2).length / 2);
+    const { page } = await openPage(browser, `${server.origin}/#src=truncated/phantom.strata%3Fat%3D${cut}&${VIEW}`);
+    try {
+        const error = await waitEvent(page, "e.type === 'strata-error'");
+        const events = await scaleEvents(page);
+        assert.deepEqual(events.map((e) => e.index), [1, 2], "the two complete scales were shown");
+        assert.match(error.detail.message, /truncat|missing|ended|incomplete/i);
+        console.log("truncated:", error.detail.message);
+        const picture = await shot(page, "truncated");
+        assert.ok((await compare(page, picture)).distinct > 0.05, "scale 2 is still shown");
+        const banner = await page.evaluate(() => document.querySelector("strata-viewer").shadowRoot.getElementById("message").textContent);
+        assert.equal(banner, error.detail.message);
+    } finally {
+        await page.close();
+    }
+});
+
+test("a corrupt archive: an error naming the damaged section, no hang", async () => {
+    const at = section(1).offset + Math.floor(section(1).length / 2);
+    const { page } = await openPage(browser, `${server.origin}/#src=corrupt/phantom.strata%3Fat%3D${at}&${VIEW}`);
+    try {
+        const error = await waitEvent(page, "e.type === 'strata-error'", 30000);
+        console.log("corrupt:", error.detail.message);
+        assert.match(error.detail.message, /section 1|checksum|CRC/i);
+        const events = await scaleEvents(page);
+        assert.deepEqual(events.map((e) => e.index), [1], "only the scale before the damage");
+    } finally {
+        await page.close();
+    }
+});
+
+test("a link with a saved view restores camera, mode and transfer function", async () => {
+    const saved = "mode=iso&cam=120,35,3.6,0.1,-0.05&cmap=hot&opacity=0,0;0.3,0.2;1,0.9&iso=0.3&slice=y,0.25&t=0";
+    const { page } = await openPage(browser, `${server.origin}/#src=archive/phantom.strata&${saved}`);
+    try {
+        await waitEvent(page, "e.type === 'strata-scale' && e.detail.index === 3");
+        const state = await page.evaluate(() => {
+            const v = document.querySelector("strata-viewer");
+            const $ = (id) => v.shadowRoot.getElementById(id).value;
+            return { view: v.viewState, link: v.link(), controls: { mode: $("mode"), cmap: $("cmap"), iso: $("iso") } };
+        });
+        assert.equal(state.view.mode, "iso");
+        assert.deepEqual(state.view.camera, { yaw: 120, pitch: 35, distance: 3.6, pan: [0.1, -0.05] });
+        assert.equal(state.view.transfer.colormap, "hot");
+        assert.deepEqual(state.view.transfer.opacity, [[0, 0], [0.3, 0.2], [1, 0.9]]);
+        assert.equal(state.view.iso, 0.3);
+        assert.deepEqual(state.view.slice, { axis: "y", position: 0.25 });
+        assert.deepEqual(state.controls, { mode: "iso", cmap: "hot", iso: "0.3" });
+        // The element's own link reopens the same view.
+        const params = new URLSearchParams(new URL(state.link).hash.slice(1));
+        assert.equal(params.get("src"), "archive/phantom.strata");
+        assert.equal(params.get("cam"), "120,35,3.6,0.1,-0.05");
+        assert.equal(params.get("opacity"), "0,0;0.3,0.2;1,0.9");
+        const iso = await shot(page, "link-iso");
+        assert.ok((await compare(page, iso)).distinct > 0.05);
+
+        // A user edit lands in the address bar (for copying).
+        await page.evaluate(() => {
+            const m = document.querySelector("strata-viewer").shadowRoot.getElementById("mode");
+            m.value = "mip";
+            m.dispatchEvent(new Event("change"));
+        });
+        await page.waitForFunction(() => location.hash.includes("mode=mip"), null, { timeout: 5000 });
+        const mip = await shot(page, "link-mip");
+        assert.ok((await compare(page, iso, mip)).mean > 0.5, "MIP differs from the isosurface");
+    } finally {
+        await page.close();
+    }
+});
+
+test("a link with a script in its parameters runs nothing", async () => {
+    const evil = new URLSearchParams({
+        src: "javascript:window.pwned=1",
+        mode: '<img src=x onerror="window.pwned=2">',
+        cmap: "</style><script>window.pwned=3</script>",
+        opacity: "0,0;1,alert(1)",
+    });
+    const { page } = await openPage(browser, `${server.origin}/#${evil}`);
+    let dialog = false;
+    page.on("dialog", (d) => {
+        dialog = true;
+        d.dismiss();
+    });
+    try {
+        const error = await waitEvent(page, "e.type === 'strata-error'", 15000);
+        assert.match(error.detail.message, /refused the archive address: javascript:/);
+        await page.waitForTimeout(300);
+        const result = await page.evaluate(() => ({
+            pwned: window.pwned ?? null,
+            images: document.querySelectorAll("img").length + document.querySelector("strata-viewer").shadowRoot.querySelectorAll("img, script").length,
+            scripts: document.querySelectorAll("script").length,
+            mode: document.querySelector("strata-viewer").viewState.mode,
+            notice: document.getElementById("notice").textContent,
+        }));
+        assert.equal(result.pwned, null);
+        assert.equal(dialog, false);
+        assert.equal(result.images, 0);
+        assert.equal(result.scripts, 1, "only the page's own script");
+        assert.equal(result.mode, "composite", "the bad mode was refused");
+        assert.match(result.notice, /javascript:/);
+    } finally {
+        await page.close();
+    }
+});
+
+test("an archive on another origin without CORS: a clear error", async () => {
+    const { page } = await openPage(browser, `${server.origin}/#src=${encodeURIComponent(`${other.origin}/archive/phantom.strata`)}`);
+    try {
+        const error = await waitEvent(page, "e.type === 'strata-error'", 15000);
+        console.log("cross-origin:", error.detail.message);
+        assert.match(error.detail.message, /CORS/);
+        assert.match(error.detail.message, new RegExp(other.origin.replace(/[.:/]/g, "\\$&")));
+    } finally {
+        await page.close();
+    }
+});
+
+test("Range mode requests the header, then each section, and shows the same picture", async () => {
+    const before = server.requests.length;
+    const { page } = await openPage(browser, `${server.origin}/#src=archive/phantom.strata&range=1&${VIEW}`);
+    try {
+        await waitEvent(page, "e.type === 'strata-scale' && e.detail.index === 3");
+        const ranges = server.requests.slice(before).filter((r) => r.path === "/archive/phantom.strata").map((r) => r.range);
+        const sections = fx.info.sections.map((s) => `bytes=${s.offset}-${s.offset + s.length - 1}`);
+        assert.deepEqual(ranges, ["bytes=0-79", `bytes=80-${fx.info.header_bytes - 1}`, ...sections]);
+        const ranged = await shot(page, "range-final");
+        const streamed = readFileSync(join(SHOTS, "stream-scale3.png"));
+        const d = await compare(page, ranged, streamed);
+        assert.ok(d.mean < 0.05, `Range vs streamed: ${JSON.stringify(d)}`);
+    } finally {
+        await page.close();
+    }
+});
+
+test("frame time at 512×512, each mode", async () => {
+    const { page } = await openPage(browser, `${server.origin}/#src=archive/phantom.strata&${VIEW}`);
+    try {
+        await waitEvent(page, "e.type === 'strata-scale' && e.detail.index === 3");
+        for (const mode of ["composite", "mip", "iso", "slice"]) {
+            const ms = await page.evaluate(async (mode) => {
+                const v = document.querySelector("strata-viewer");
+                v.viewState = { ...v.viewState, mode };
+                return v.measureFrameTime(3);
+            }, mode);
+            figures.push([`frame_ms_512_${mode}`, ms.toFixed(1), "ms"]);
+            await shot(page, `mode-${mode}`);
+        }
+        const size = await page.evaluate(() => {
+            const c = document.querySelector("strata-viewer").shadowRoot.getElementById("canvas");
+            return [c.width, c.height];
+        });
+        assert.deepEqual(size, [512, 512]);
+    } finally {
+        await page.close();
+    }
+});
+
+test("without WebGPU: a message, not a blank canvas", async () => {
+    const page = await browser.newPage({ viewport: { width: 512, height: 600 } });
+    try {
+        await page.addInitScript(() => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }));
+        await page.goto(`${server.origin}/#src=archive/phantom.strata`);
+        await page.waitForFunction(() => document.querySelector("strata-viewer")?.shadowRoot.getElementById("message").textContent, null, { timeout: 15000 });
+        const text = await page.evaluate(() => document.querySelector("strata-viewer").shadowRoot.getElementById("message").textContent);
+        assert.match(text, /WebGPU is not available/);
+        await page.screenshot({ path: join(SHOTS, "no-webgpu.png") });
+    } finally {
+        await page.close();
+    }
+});
