@@ -24,7 +24,8 @@ export function strataBinary() {
     if (process.env.STRATA_BIN) return process.env.STRATA_BIN;
     const target = process.env.CARGO_TARGET_DIR ?? join(ROOT, "target");
     const bin = join(target, "debug", "strata");
-    if (!existsSync(bin)) execFileSync("cargo", ["build", "-p", "strata"], { cwd: ROOT, stdio: "inherit" });
+    // The test profile (opt-level 2, as cargo test builds it): burn unoptimized encodes 20× slower.
+    if (!existsSync(bin)) execFileSync("cargo", ["build", "-p", "strata", "--profile", "test"], { cwd: ROOT, stdio: "inherit" });
     return bin;
 }
 

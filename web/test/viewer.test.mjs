@@ -3,6 +3,7 @@
 // Screenshots are saved in web/test-out/ to be looked at.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startServer } from "./server.mjs";
@@ -276,5 +277,33 @@ test("without WebGPU: a message, not a blank canvas", async () => {
         await page.screenshot({ path: join(SHOTS, "no-webgpu.png") });
     } finally {
         await page.close();
+    }
+});
+
+test("`strata view` serves the viewer and the archive", async () => {
+    const child = spawn(fx.bin, ["view", join(fx.dir, "phantom.strata"), "--port", "0", "--web", DIST], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+        const url = await new Promise((resolve, reject) => {
+            let out = "";
+            child.stdout.on("data", (d) => {
+                out += d;
+                const m = /(http:\/\/127\.0\.0\.1:\d+\/\S*)/.exec(out);
+                if (m) resolve(m[1]);
+            });
+            child.on("exit", (code) => reject(new Error(`strata view exited with ${code}`)));
+            setTimeout(() => reject(new Error(`strata view printed no URL: ${out}`)), 30000);
+        });
+        const { page } = await openPage(browser, `${url}&${VIEW}`);
+        try {
+            const last = await waitEvent(page, "e.type === 'strata-scale' && e.detail.index === 3");
+            assert.equal(last.detail.bytesLoaded, fx.bytes);
+            const served = await shot(page, "strata-view");
+            const d = await compare(page, served, readFileSync(join(SHOTS, "stream-scale3.png")));
+            assert.ok(d.mean < 0.05, `strata view vs the test server: ${JSON.stringify(d)}`);
+        } finally {
+            await page.close();
+        }
+    } finally {
+        child.kill();
     }
 });
