@@ -26,10 +26,11 @@
 //! # }
 //! ```
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -74,6 +75,10 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// which the page reads with `URLSearchParams` (one percent-decoding, `+`
 /// as space): the unreserved set and `/`.
 const HASH_VALUE: &AsciiSet = &SEGMENT.remove(b'/');
+
+/// How long [`ViewServer::run`] lets requests in flight finish once told to
+/// stop.
+pub const DRAIN: Duration = Duration::from_secs(2);
 
 /// A bound, not yet running, viewer server. [`ViewServer::bind`] does every
 /// check that can fail (web directory, archive, address), so a caller can
@@ -183,19 +188,33 @@ impl ViewServer {
     }
 
     /// Serves on a single-threaded runtime until `shutdown` completes, then
-    /// finishes the requests in flight and returns.
+    /// finishes the requests in flight (for at most [`DRAIN`]) and returns.
     pub fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()?;
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(self.listener)?;
-            axum::serve(listener, self.router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+            let serve = axum::serve(listener, self.router).with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stopping.send(());
+            });
+            // A slow or stuck client must not keep the command from exiting.
+            let drain_limit = async move {
+                match stopped.await {
+                    Ok(()) => tokio::time::sleep(DRAIN).await,
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                served = serve.into_future() => served,
+                () = drain_limit => Ok(()),
+            }
         })?;
         Ok(())
     }

@@ -205,3 +205,36 @@ fn the_url_names_the_archive_in_the_hash() {
     let r = get(addr, &format!("/{src}"), &[]);
     assert_eq!((r.status, r.body.as_slice()), (200, &b"odd"[..]));
 }
+
+#[test]
+fn stops_when_told_even_with_a_stuck_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, archive) = fixture(dir.path());
+    let server = ViewServer::bind("127.0.0.1", 0, &web, &archive).unwrap();
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = server.run(async {
+            let _ = stopped.await;
+        });
+        done.send(result.is_ok()).unwrap();
+    });
+    assert_eq!(get(addr, "/", &[]).status, 200);
+
+    // A client that sent half a request and went quiet.
+    let mut stuck = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut stuck, b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+
+    let t = std::time::Instant::now();
+    stop.send(()).unwrap();
+    let ok = finished
+        .recv_timeout(strata_server::DRAIN + std::time::Duration::from_secs(10))
+        .expect("the server did not stop");
+    assert!(ok);
+    assert!(t.elapsed() < strata_server::DRAIN + std::time::Duration::from_secs(5));
+    // And the port is closed.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+    drop(stuck);
+}
