@@ -266,7 +266,9 @@ export class StrataViewer extends HTMLElement {
     // --- drawing --------------------------------------------------------
 
     resize() {
-        const dpr = window.devicePixelRatio || 1;
+        // While the user drags on a slow GPU (a software one draws a 512²
+        // frame in about a second), draw at half resolution; full after.
+        const dpr = (window.devicePixelRatio || 1) * (this.lowRes ? 0.5 : 1);
         const w = Math.max(1, Math.round(this.canvas.clientWidth * dpr));
         const h = Math.max(1, Math.round(this.canvas.clientHeight * dpr));
         if (this.canvas.width !== w || this.canvas.height !== h) {
@@ -328,6 +330,20 @@ export class StrataViewer extends HTMLElement {
 
     emit(type, detail) {
         this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+    }
+
+    /** Called on each pointer or wheel step: low resolution while it lasts, if frames are slow. */
+    interacting() {
+        if (!this.lowRes && this.status.frameMs > 50) {
+            this.lowRes = true;
+            this.resize();
+        }
+        clearTimeout(this.lowResTimer);
+        this.lowResTimer = setTimeout(() => {
+            if (!this.lowRes) return;
+            this.lowRes = false;
+            this.resize();
+        }, 300);
     }
 
     viewChanged() {
@@ -448,12 +464,14 @@ export class StrataViewer extends HTMLElement {
                     cam.pitch = Math.min(89, Math.max(-89, cam.pitch + (dy * 180) / height));
                 }
             }
+            this.interacting();
             this.viewChanged();
         });
         c.addEventListener("wheel", (e) => {
             e.preventDefault();
             const cam = this.view.camera;
             cam.distance = Math.min(50, Math.max(0.2, cam.distance * Math.exp(e.deltaY * 0.001)));
+            this.interacting();
             this.viewChanged();
         }, { passive: false });
     }

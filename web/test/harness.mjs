@@ -45,6 +45,19 @@ export function makeFixtures() {
     run("encode", "phantom.nii.gz", "-o", "phantom.strata", "--bits", "8", "--quiet");
     run("decode", "phantom.strata", "-o", "phantom.raw");
     const info = JSON.parse(run("info", "phantom.strata", "--json"));
+    // A 4D archive: a Gaussian blob circling over three time steps (32³ × 3).
+    const n = 32;
+    const blob = new Float32Array(n * n * n * 3);
+    for (let t = 0; t < 3; t++) {
+        const [cx, cy] = [0.5 * Math.cos(2.1 * t), 0.5 * Math.sin(2.1 * t)];
+        for (let z = 0; z < n; z++) for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+            const [u, v, w] = [x, y, z].map((c) => (2 * c) / (n - 1) - 1);
+            blob[x + n * (y + n * (z + n * t))] = Math.exp(-((u - cx) ** 2 + (v - cy) ** 2 + w ** 2) / 0.08);
+        }
+    }
+    writeFileSync(join(dir, "blob4d.raw"), Buffer.from(blob.buffer));
+    writeFileSync(join(dir, "blob4d.json"), JSON.stringify({ dims: [n, n, n, 3], dtype: "float32", endian: "little", file: "blob4d.raw" }));
+    run("encode", "blob4d.raw", "-o", "blob4d.strata", "--bits", "8", "--quiet");
     mkdirSync(SHOTS, { recursive: true });
     return { dir, bin, info, bytes: readFileSync(join(dir, "phantom.strata")).length };
 }

@@ -307,3 +307,75 @@ test("`strata view` serves the viewer and the archive", async () => {
         child.kill();
     }
 });
+
+test("a 4D archive: the time slider shows each time step", async () => {
+    const { page } = await openPage(browser, `${server.origin}/#src=archive/blob4d.strata&mode=mip&cmap=inferno&cam=0,60,4.2,0,0`);
+    try {
+        const header = await waitEvent(page, "e.type === 'strata-header'");
+        assert.deepEqual(header.detail.dims, [32, 32, 32, 3]);
+        await waitEvent(page, "e.type === 'strata-scale' && e.detail.index === 3");
+        const shots = [];
+        for (const t of [0, 1, 2]) {
+            await page.evaluate(async (t) => {
+                const v = document.querySelector("strata-viewer");
+                const slider = v.shadowRoot.getElementById("time");
+                slider.value = String(t);
+                slider.dispatchEvent(new Event("input"));
+                await v.presented();
+            }, t);
+            shots.push(await shot(page, `blob4d-t${t}`));
+        }
+        const ui = await page.evaluate(() => {
+            const r = document.querySelector("strata-viewer").shadowRoot;
+            return { hidden: r.getElementById("time-group").hidden, label: r.getElementById("time-label").textContent };
+        });
+        assert.deepEqual(ui, { hidden: false, label: "t 3/3" });
+        for (const [a, b] of [[0, 1], [1, 2], [0, 2]]) {
+            const d = await compare(page, shots[a], shots[b]);
+            assert.ok(d.distinct > 0.01 && d.mean > 0.5, `t=${a} and t=${b} differ: ${JSON.stringify(d)}`);
+        }
+        await page.waitForFunction(() => location.hash.includes("t=2"), null, { timeout: 5000 });
+    } finally {
+        await page.close();
+    }
+});
+
+test("mouse: drag orbits, wheel zooms, shift-drag pans, the opacity editor adds points", async () => {
+    const { page } = await openPage(browser, `${server.origin}/#src=archive/phantom.strata&${VIEW}`);
+    try {
+        await waitEvent(page, "e.type === 'strata-scale' && e.detail.index === 3");
+        const state = () => page.evaluate(() => document.querySelector("strata-viewer").viewState);
+        const before = await state();
+        await page.mouse.move(256, 256);
+        await page.mouse.down();
+        await page.mouse.move(306, 236, { steps: 5 });
+        await page.mouse.up();
+        const orbited = await state();
+        assert.notEqual(orbited.camera.yaw, before.camera.yaw);
+        assert.notEqual(orbited.camera.pitch, before.camera.pitch);
+        await page.mouse.wheel(0, 300);
+        await page.waitForTimeout(100);
+        const zoomed = await state();
+        assert.ok(zoomed.camera.distance > orbited.camera.distance, "wheel down moves away");
+        await page.keyboard.down("Shift");
+        await page.mouse.move(256, 256);
+        await page.mouse.down();
+        await page.mouse.move(286, 256, { steps: 3 });
+        await page.mouse.up();
+        await page.keyboard.up("Shift");
+        const panned = await state();
+        assert.ok(panned.camera.pan[0] < 0, `dragging right moves the volume right (${panned.camera.pan})`);
+        // The editor is 256×64 at the bottom-left; a press between points adds one.
+        const box = await page.locator("strata-viewer").evaluate((v) => {
+            const r = v.shadowRoot.getElementById("tf").getBoundingClientRect();
+            return { x: r.x, y: r.y, w: r.width, h: r.height };
+        });
+        await page.mouse.click(box.x + 0.8 * box.w, box.y + 0.1 * box.h);
+        const edited = await state();
+        assert.equal(edited.transfer.opacity.length, before.transfer.opacity.length + 1);
+        await page.waitForFunction(() => location.hash.includes("opacity=") && location.hash.split("opacity=")[1].split("&")[0].split("%3B").length === 5, null, { timeout: 5000 });
+        await shot(page, "edited");
+    } finally {
+        await page.close();
+    }
+});
