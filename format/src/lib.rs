@@ -20,8 +20,8 @@ mod writer;
 pub use decode::{decode, Reconstruction};
 pub use error::FormatError;
 pub use header::{
-    encoded_len as header_len, level_dims, Header, SectionEntry, SectionKind, FIXED_HEADER_LEN, MAGIC, MAX_BLOCK_EDGE,
-    MAX_SCALES, MAX_SECTIONS, VERSION,
+    encoded_len as header_len, level_dims, Header, SectionEntry, SectionKind, FIXED_HEADER_LEN,
+    MAGIC, MAX_BLOCK_EDGE, MAX_SCALES, MAX_SECTIONS, VERSION,
 };
 pub use reader::{Archive, Event, RawSection, Section, StreamReader};
 pub use scale::{block_count, Architecture, LayerParams, ScaleSection, SectionBreakdown};
