@@ -191,7 +191,7 @@ pub fn encode(
         omega0: opts.omega0,
     };
     let levels = pyramid::build(Grid::new(volume.dims, normalized), opts.scales);
-    let mut writer = ArchiveWriter::new(info, Codec::Zstd(19));
+    let mut writer = ArchiveWriter::new(info, Codec::Best(crate::ZSTD_LEVEL));
     let mut rec = Reconstruction::new(&header);
     let mut rng = SplitMix(opts.seed);
     let mut report = EncodeReport {

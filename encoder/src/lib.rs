@@ -1,6 +1,10 @@
 //! The Strata encoder: volume → pyramid → blocks → clusters → trained MLPs →
 //! scale sections → archive. One module per step; `encode` drives them.
 
+/// zstd level of written archives: the encoder's time is in training, so
+/// the slow, small end of zstd costs nothing that shows.
+pub const ZSTD_LEVEL: i32 = 19;
+
 pub mod blocks;
 pub mod cluster;
 pub mod encode;

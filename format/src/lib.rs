@@ -9,6 +9,7 @@ mod bytes;
 pub mod decode;
 mod error;
 mod header;
+mod range_coder;
 mod reader;
 mod scale;
 mod stream;

@@ -175,6 +175,7 @@ impl ScaleSection {
             Component::Occupancy,
             codec,
             &pack_bools(&self.occupancy),
+            Some(1),
         );
         let width = assignment_width(self.n_mlps);
         let raw: Vec<u8> = self
@@ -182,7 +183,9 @@ impl ScaleSection {
             .iter()
             .flat_map(|&m| m.to_le_bytes()[..width].to_vec())
             .collect();
-        write_stream(&mut out, Component::Assignment, codec, &raw);
+        // 1- and 2-byte indices are symbols of their width; 4-byte are not modelled.
+        let symbol = (width <= 2).then_some(8 * width as u8);
+        write_stream(&mut out, Component::Assignment, codec, &raw, symbol);
         self.ranges.write(&mut out, codec);
         self.latents.write(&mut out, codec);
         for layer in &self.layers {

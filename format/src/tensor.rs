@@ -140,16 +140,16 @@ impl Tensor {
         out.put_u8(0);
         out.put_u32(cb_len);
         if let Some(mask) = &self.mask {
-            write_stream(out, Component::Mask, codec, &pack_bools(mask));
+            write_stream(out, Component::Mask, codec, &pack_bools(mask), Some(1));
         }
         match &self.values {
             TensorValues::F32(v) => {
                 let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                write_stream(out, Component::Values, codec, &raw);
+                write_stream(out, Component::Values, codec, &raw, None);
             }
             TensorValues::F16(v) => {
                 let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                write_stream(out, Component::Values, codec, &raw);
+                write_stream(out, Component::Values, codec, &raw, None);
             }
             TensorValues::Codebook {
                 bits,
@@ -157,8 +157,9 @@ impl Tensor {
                 indices,
             } => {
                 let raw: Vec<u8> = codebook.iter().flat_map(|x| x.to_le_bytes()).collect();
-                write_stream(out, Component::Codebook, codec, &raw);
-                write_stream(out, Component::Values, codec, &pack_bits(indices, *bits));
+                write_stream(out, Component::Codebook, codec, &raw, None);
+                let packed = pack_bits(indices, *bits);
+                write_stream(out, Component::Values, codec, &packed, Some(*bits));
             }
         }
     }

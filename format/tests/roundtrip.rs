@@ -95,10 +95,10 @@ fn random_archive(seed: u64) -> (VolumeInfo, Vec<ScaleSection>, Option<String>, 
         dtype: DataType::from_code(1 + (rng.next_u64() % 8) as u8).unwrap(),
         spacing: [0; 4].map(|_| rng.unit() * 3.0),
     };
-    let codec = if rng.unit() < 0.5 {
-        Codec::Raw
-    } else {
-        Codec::Zstd(1)
+    let codec = match rng.next_u64() % 3 {
+        0 => Codec::Raw,
+        1 => Codec::Zstd(1),
+        _ => Codec::Best(1),
     };
     let sections: Vec<_> = (0..info.scales)
         .map(|l| random_section(&info, l, &mut rng))

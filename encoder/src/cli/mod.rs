@@ -8,6 +8,7 @@ mod eval;
 mod example;
 mod info;
 mod phantom;
+mod recode;
 mod view;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ enum Command {
     /// Serve the web viewer and an archive on 127.0.0.1 and print the URL
     /// to open.
     View(view::Args),
+    /// Rewrite an archive's streams with another entropy coder (same
+    /// networks, same decoded volume): compares codings.
+    Recode(recode::Args),
     /// Write the 3D Shepp–Logan phantom, a sample volume to try Strata on.
     Phantom(phantom::Args),
     /// Measure decode speed (CPU reference decoder; --gpu adds the GPU
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Example(a) => example::run(a),
         Command::Phantom(a) => phantom::run(a),
         Command::View(a) => view::run(a),
+        Command::Recode(a) => recode::run(a),
     }
 }
 

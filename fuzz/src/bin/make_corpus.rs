@@ -54,7 +54,7 @@ fn main() {
             [6, 6, 6],
             DataType::U8,
             &[2, 2],
-            Codec::Zstd(3),
+            Codec::Best(3),
             true,
         ),
     ];
