@@ -51,6 +51,7 @@ pub fn run(args: Args) -> Result<()> {
             "range": q.range,
             "decode_seconds": decode_s,
             "dims": original.dims,
+            "components": super::info::component_json(&archive),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
@@ -62,6 +63,7 @@ pub fn run(args: Args) -> Result<()> {
         println!("max error    {}", q.max_abs_error);
         println!("SSIM         {ssim:.4}");
         println!("decode       {decode_s:.3} s");
+        super::info::print_components(&archive);
     }
     Ok(())
 }

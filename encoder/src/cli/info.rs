@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde_json::json;
-use strata_format::{Section, SectionBreakdown, StreamSizes};
+use strata_format::{Archive, Section, SectionBreakdown, StreamSizes};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,6 +28,76 @@ fn breakdown_json(b: &SectionBreakdown) -> serde_json::Value {
         "latents": sizes_json(&b.latents),
         "weights": sizes_json(&b.weights),
     })
+}
+
+/// An archive's bytes by component, one row per scale: what each part of
+/// the method costs. Columns sum to the section lengths; "weights" are the
+/// layers' stored values (codebook indices when quantized).
+pub(super) fn component_table(archive: &Archive) -> (Vec<&'static str>, Vec<(String, Vec<u64>)>) {
+    let names = vec![
+        "occupancy",
+        "assignment",
+        "latents",
+        "ranges",
+        "masks",
+        "codebooks",
+        "weights",
+        "framing",
+        "total",
+    ];
+    let mut rows = vec![("header".to_string(), {
+        let mut v = vec![0; names.len()];
+        v[names.len() - 1] = archive.header.encoded_len() as u64;
+        v
+    })];
+    for s in archive.sections.iter().flatten() {
+        if let Section::Scale(scale, b) = s {
+            let all = |t: &StreamSizes| t.masks + t.codebooks + t.values + t.framing;
+            let mut v = vec![
+                b.occupancy,
+                b.assignment,
+                all(&b.latents),
+                all(&b.ranges),
+                b.weights.masks,
+                b.weights.codebooks,
+                b.weights.values,
+                b.framing + b.weights.framing,
+            ];
+            v.push(v.iter().sum());
+            rows.push((format!("scale {}", scale.level), v));
+        }
+    }
+    (names, rows)
+}
+
+pub(super) fn component_json(archive: &Archive) -> serde_json::Value {
+    let (names, rows) = component_table(archive);
+    rows.iter()
+        .map(|(row, v)| {
+            let cells: serde_json::Map<_, _> = names
+                .iter()
+                .zip(v)
+                .map(|(n, b)| (n.to_string(), json!(b)))
+                .collect();
+            json!({"part": row, "bytes": cells})
+        })
+        .collect()
+}
+
+pub(super) fn print_components(archive: &Archive) {
+    let (names, rows) = component_table(archive);
+    print!("  {:<9}", "bytes");
+    for n in &names {
+        print!(" {n:>10}");
+    }
+    println!();
+    for (row, v) in rows {
+        print!("  {row:<9}");
+        for b in v {
+            print!(" {b:>10}");
+        }
+        println!();
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -79,6 +149,7 @@ pub fn run(args: Args) -> Result<()> {
             "header_bytes": h.encoded_len(),
             "ratio_f32": voxels as f64 * 4.0 / bytes as f64,
             "sections": sections,
+            "components": component_json(&archive),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
@@ -117,6 +188,7 @@ pub fn run(args: Args) -> Result<()> {
                 s["checksum"].as_str().unwrap_or(""),
             );
         }
+        print_components(&archive);
     }
     if let Some(e) = archive.first_error() {
         bail!("{}: {e}", args.file.display());
