@@ -68,10 +68,36 @@ fn info_json_has_the_documented_keys() {
         assert!(s["offset"].as_u64().unwrap() > 0 && s["length"].as_u64().unwrap() > 0);
     }
     assert_eq!(sections[3]["kind"], "metadata");
+    // The byte breakdown by component adds up to each section and the header.
+    let parts = v["components"].as_array().unwrap();
+    assert_eq!(parts[0]["part"], "header");
+    assert_eq!(parts[0]["bytes"]["total"], v["header_bytes"]);
+    for (i, s) in sections[..3].iter().enumerate() {
+        let b = &parts[i + 1]["bytes"];
+        let names = [
+            "occupancy",
+            "assignment",
+            "latents",
+            "ranges",
+            "masks",
+            "codebooks",
+            "weights",
+            "framing",
+        ];
+        let sum: u64 = names.iter().map(|n| b[n].as_u64().unwrap()).sum();
+        assert_eq!(sum, b["total"].as_u64().unwrap());
+        assert_eq!(b["total"], s["length"], "scale {i}");
+        assert!(b["weights"].as_u64().unwrap() > 0);
+    }
     // The human-readable form works too.
     let o = strata(&["info", archive.to_str().unwrap()]);
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("21 × 18 × 13 × 2"));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("21 × 18 × 13 × 2"));
+    assert!(
+        text.contains("codebooks") && text.contains("scale 2"),
+        "{text}"
+    );
 }
 
 #[test]

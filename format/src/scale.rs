@@ -318,8 +318,10 @@ impl ScaleSection {
                 "block assigned to MLP {a} of {n_mlps}"
             )));
         }
+        // Prelude, architecture and the two stream headers so far: the
+        // occupancy and assignment payloads are counted on their own.
         let mut breakdown = SectionBreakdown {
-            framing: r.position() as u64,
+            framing: r.position() as u64 - sizes.occupancy - sizes.assignment,
             ..Default::default()
         };
         let mut read_tensor = |r: &mut ByteReader, len: usize, slot: &mut StreamSizes| {
