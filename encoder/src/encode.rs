@@ -16,6 +16,7 @@ use crate::cluster;
 use crate::metrics;
 use crate::pyramid::{self, Grid};
 use crate::quantize;
+use crate::rate;
 use crate::train::{self, TrainOptions};
 
 /// Everything `strata encode` can set.
@@ -41,6 +42,10 @@ pub struct EncodeOptions {
     pub train: TrainOptions,
     /// Codebook quantization of the trained parameters; `None` stores f32.
     pub quantization: Option<Quantization>,
+    /// Rate control: an archive this many times smaller than the volume as
+    /// float32. Chooses the width (overriding `width`) and each scale's
+    /// codebook size (overriding `quantization`); see [`crate::rate`].
+    pub target_ratio: Option<f64>,
     pub seed: u64,
 }
 
@@ -77,6 +82,7 @@ impl Default for EncodeOptions {
             empty_threshold: 1e-4,
             train: TrainOptions::default(),
             quantization: None,
+            target_ratio: None,
             seed: 1,
         }
     }
@@ -106,6 +112,10 @@ pub struct EncodeReport {
     /// What the encoder reconstructs, in original units: exactly what the
     /// reference decoder gives for the archive.
     pub reconstruction: Option<Volume>,
+    /// Hidden-layer width per scale (rate control chooses them).
+    pub widths: Vec<u16>,
+    /// Codebook index bits per scale (`None`: f32).
+    pub bits: Vec<Option<u8>>,
 }
 
 /// Default block edge: 16 for volumes of a million voxels or more, 8 below;
@@ -185,20 +195,44 @@ pub fn encode(
         spacing: volume.spacing,
     };
     let header = info.header();
-    let arch = Architecture {
+    let template = Architecture {
         latent_dim: opts.latent_dim,
         hidden: vec![opts.width; opts.hidden_layers],
         omega0: opts.omega0,
     };
     let levels = pyramid::build(Grid::new(volume.dims, normalized), opts.scales);
-    let mut writer = ArchiveWriter::new(info, Codec::Best(crate::ZSTD_LEVEL));
+    let bsize = block.map(|b| b as usize);
+    let meta = serde_json::json!({ "name": name }).to_string();
+    let codec = Codec::Best(crate::ZSTD_LEVEL);
+    // Rate control: the target size, and each scale as the plan predicts it.
+    let plan = match opts.target_ratio {
+        None => None,
+        Some(ratio) => {
+            if !(ratio.is_finite() && ratio >= 1.0) {
+                bail!("--ratio must be a number ≥ 1, got {ratio}");
+            }
+            let target = (volume.data.len() as f64 * 4.0 / ratio) as u64;
+            // What the metadata section will take at the end.
+            let target = target.saturating_sub(meta.len() as u64);
+            let scales = rate::plan_scales(&levels, bsize, &per_mlp, opts.empty_threshold);
+            let header_bytes = strata_format::header_len(opts.scales as usize + 1) as u64;
+            // Fail before any training when the plan cannot fit at all.
+            if rate::plan_scale(&scales, 0, scales[0], &template, header_bytes, target).is_none() {
+                bail!(
+                    "ratio {ratio} is out of reach with blocks of {block:?}: even 4-wide networks are too large; try a larger --block"
+                );
+            }
+            Some((scales, target, ratio))
+        }
+    };
+    let mut writer = ArchiveWriter::new(info, codec);
+    let mut written = strata_format::header_len(opts.scales as usize + 1) as u64;
     let mut rec = Reconstruction::new(&header);
     let mut rng = SplitMix(opts.seed);
     let mut report = EncodeReport {
         block,
         ..Default::default()
     };
-    let bsize = block.map(|b| b as usize);
     for (level, truth) in levels.iter().enumerate() {
         let level = level as u8;
         // The target: this level minus the prediction from coarser levels.
@@ -238,8 +272,32 @@ pub fn encode(
             .collect();
         let assignment = cluster::cluster(&features, b, &mut rng);
         let n_mlps = assignment.iter().max().map_or(0, |m| m + 1);
+        // This scale's network width, and under rate control its budget.
+        let (arch, budget) = match &plan {
+            None => (template.clone(), None),
+            Some((planned, target, ratio)) => {
+                let actual = rate::PlannedScale {
+                    occupied: occupied.len(),
+                    mlps: n_mlps,
+                };
+                let (width, budget) =
+                    rate::plan_scale(planned, level as usize, actual, &template, written, *target)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "ratio {ratio} is out of reach with blocks of {block:?}: even 4-wide networks are too large at scale {level}; try a larger --block"
+                            )
+                        })?;
+                let arch = Architecture {
+                    hidden: vec![width; opts.hidden_layers],
+                    ..template.clone()
+                };
+                (arch, Some(budget))
+            }
+        };
+        report.widths.push(arch.hidden[0]);
         let epochs = opts.epochs[(level as usize).min(opts.epochs.len() - 1)];
         let section = if occupied.is_empty() {
+            report.bits.push(None);
             empty_section(level, &arch, grid.blocks.len())
         } else {
             let samples: Vec<train::BlockSamples> = occupied
@@ -263,25 +321,58 @@ pub fn encode(
                 level,
                 opts.scales,
             )?;
-            let q = opts.quantization;
-            ScaleSection {
+            let section = |bits: Option<u8>| ScaleSection {
                 level,
                 arch: arch.clone(),
                 n_mlps: n_mlps as u32,
                 occupancy: occupancy.clone(),
                 assignment: assignment.iter().map(|&a| a as u32).collect(),
                 ranges: Tensor::f32(occupied.iter().flat_map(|b| [b.min, b.max]).collect()),
-                latents: quantize::tensor(&fitted.latents, None, q.map(|q| q.latent_bits)),
+                latents: quantize::tensor(&fitted.latents, None, bits),
                 layers: fitted
                     .layers
                     .iter()
                     .map(|(w, b)| LayerParams {
-                        weights: quantize::tensor(w, None, q.map(|q| q.weight_bits)),
-                        biases: quantize::tensor(b, None, q.map(|q| q.bias_bits)),
+                        weights: quantize::tensor(w, None, bits),
+                        biases: quantize::tensor(b, None, bits),
                     })
                     .collect(),
+            };
+            match budget {
+                // The largest codebook that keeps the archive within budget.
+                Some(budget) => {
+                    let mut chosen = None;
+                    for bits in rate::BITS.rev() {
+                        let s = section(Some(bits));
+                        let len = s.to_bytes(&header, codec).len() as u64;
+                        if written + len <= budget || bits == *rate::BITS.start() {
+                            chosen = Some((s, bits));
+                            break;
+                        }
+                    }
+                    let (s, bits) = chosen.expect("the smallest width is always taken");
+                    report.bits.push(Some(bits));
+                    s
+                }
+                None => {
+                    let q = opts.quantization;
+                    report.bits.push(q.map(|q| q.weight_bits));
+                    ScaleSection {
+                        latents: quantize::tensor(&fitted.latents, None, q.map(|q| q.latent_bits)),
+                        layers: fitted
+                            .layers
+                            .iter()
+                            .map(|(w, b)| LayerParams {
+                                weights: quantize::tensor(w, None, q.map(|q| q.weight_bits)),
+                                biases: quantize::tensor(b, None, q.map(|q| q.bias_bits)),
+                            })
+                            .collect(),
+                        ..section(None)
+                    }
+                }
             }
         };
+        written += section.to_bytes(&header, codec).len() as u64;
         writer.add_scale(&section)?;
         rec.add_scale(&section)?;
         let (now, _) = rec.current();
@@ -294,8 +385,7 @@ pub fn encode(
             .push((truth.dims, occupied.len(), n_mlps, psnr));
     }
     report.reconstruction = Some(rec.to_volume()?);
-    let meta = serde_json::json!({ "name": name });
-    writer.add_metadata(&meta.to_string())?;
+    writer.add_metadata(&meta)?;
     Ok((writer.finish()?, report))
 }
 

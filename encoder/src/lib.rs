@@ -11,6 +11,7 @@ pub mod encode;
 pub mod metrics;
 pub mod pyramid;
 pub mod quantize;
+pub mod rate;
 pub mod train;
 
 pub use encode::{encode, EncodeOptions, EncodeReport, Progress, Quantization};

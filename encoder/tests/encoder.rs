@@ -222,3 +222,34 @@ fn deterministic_for_a_seed_whatever_the_thread_count() {
     assert_eq!(one, run(1));
     assert_eq!(one, run(3));
 }
+
+#[test]
+fn ratio_control_lands_within_ten_percent_and_decodes_as_encoded() {
+    let v = volume([32, 32, 32, 1], |x, y, z, _| {
+        (2.0 * x).sin() * (3.0 * y).cos() + z
+    });
+    let mut opts = quick(60);
+    opts.block = Some([8, 8, 8]);
+    for ratio in [8.0, 12.0] {
+        opts.target_ratio = Some(ratio);
+        let (bytes, report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
+        let achieved = v.data.len() as f64 * 4.0 / bytes.len() as f64;
+        eprintln!(
+            "--ratio {ratio}: {achieved:.2}, widths {:?}, bits {:?}",
+            report.widths, report.bits
+        );
+        assert!(
+            (achieved / ratio - 1.0).abs() <= 0.1,
+            "asked {ratio}, got {achieved:.2}"
+        );
+        let a = Archive::read(&bytes, &Limits::default()).unwrap();
+        let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
+        assert_eq!(Some(decoded), report.reconstruction);
+    }
+    // A ratio no network reaches is a clear error, not a panic.
+    opts.target_ratio = Some(1e6);
+    let e = encode(&v, "smooth", &opts, &mut ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("out of reach"), "{e}");
+}

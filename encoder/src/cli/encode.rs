@@ -54,6 +54,10 @@ pub struct Args {
     /// Quantize weights, biases and latents to codebooks of 2^BITS values (ECNR: 9); default: f32.
     #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(1..=16))]
     bits: Option<u8>,
+    /// Rate control: an archive R times smaller than the volume as float32
+    /// (within ±10%); chooses the width and each scale's codebook bits.
+    #[arg(long, value_name = "R", conflicts_with_all = ["width", "bits"])]
+    ratio: Option<f64>,
     /// Where to train.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -170,6 +174,7 @@ pub fn run(args: Args) -> Result<()> {
             bias_bits: b,
             latent_bits: b,
         }),
+        target_ratio: args.ratio,
         seed: args.seed,
         ..EncodeOptions::default()
     };
@@ -191,12 +196,19 @@ pub fn run(args: Args) -> Result<()> {
     if !args.quiet {
         let f32_bytes = volume.data.len() as f64 * 4.0;
         eprintln!(
-            "wrote {} ({} bytes, ratio {:.1} vs float32) in {:.1} s; block {:?}",
+            "wrote {} ({} bytes, ratio {:.1} vs float32) in {:.1} s; block {:?}, widths {:?}, bits per scale {}",
             args.output.display(),
             bytes.len(),
             f32_bytes / bytes.len() as f64,
             start.elapsed().as_secs_f64(),
-            report.block
+            report.block,
+            report.widths,
+            report
+                .bits
+                .iter()
+                .map(|b| b.map_or("f32".to_string(), |b| b.to_string()))
+                .collect::<Vec<_>>()
+                .join("/")
         );
     }
     Ok(())

@@ -1,0 +1,190 @@
+//! Rate control for `--ratio`: a target archive size becomes a network
+//! width and, per scale, a codebook size.
+//!
+//! Before training, the size of each scale is predicted from the original's
+//! Laplacian pyramid (which blocks will be occupied, so how many MLPs) and
+//! the parameter count of a width. Before each scale is trained, with its
+//! real occupancy known, the widest network whose prediction (this scale
+//! and the finer ones, at 9-bit codebooks) fits what is left is chosen —
+//! each scale section has its own architecture. After it is trained, the
+//! largest codebook (4–12 bits) whose *actual* coded section keeps the
+//! archive within this scale's budget is kept, so a misprediction is
+//! corrected scale by scale and the last scale lands the total.
+
+use strata_format::decode::upsample;
+use strata_format::Architecture;
+
+use crate::blocks::BlockGrid;
+use crate::pyramid::Grid;
+
+/// Codebook index widths the per-scale search tries, largest first.
+pub const BITS: std::ops::RangeInclusive<u8> = 4..=12;
+/// The width search's codebook size (ECNR's).
+const PLAN_BITS: u8 = 9;
+/// Coded index bits per stored bit: the range coder's gain on k-means
+/// indices, measured on MNI152 and engine archives (0.88–0.90).
+const INDEX_CODING: f64 = 0.89;
+/// Section prelude, stream and tensor headers.
+const SECTION_FRAMING: f64 = 600.0;
+
+/// A scale as the plan sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct PlannedScale {
+    pub occupied: usize,
+    pub mlps: usize,
+}
+
+/// Occupied blocks and MLPs per level, from the original's pyramid. A
+/// finer-level block counts as occupied when its residual against the
+/// upsampled coarser level is above the emptiness threshold, or when the
+/// level's values vary across it at all: the encoder's residual also holds
+/// the coarser scales' fitting error, which the original's pyramid has not,
+/// and only blocks of one constant value (background) reliably stay empty.
+pub fn plan_scales(
+    levels: &[Grid],
+    block: [usize; 3],
+    per_mlp: &[usize],
+    empty_threshold: f32,
+) -> Vec<PlannedScale> {
+    levels
+        .iter()
+        .enumerate()
+        .map(|(l, truth)| {
+            let values = BlockGrid::cut(truth, block);
+            let occupied = if l == 0 {
+                values.blocks.len()
+            } else {
+                let coarse = &levels[l - 1];
+                let predicted = upsample(&coarse.data, coarse.dims, truth.dims);
+                let residual = truth
+                    .data
+                    .iter()
+                    .zip(&predicted)
+                    .map(|(t, p)| t - p)
+                    .collect();
+                let residual = BlockGrid::cut(&Grid::new(truth.dims, residual), block);
+                values
+                    .blocks
+                    .iter()
+                    .zip(&residual.blocks)
+                    .filter(|(v, r)| v.max > v.min || r.energy > empty_threshold)
+                    .count()
+            };
+            let b = per_mlp[l.min(per_mlp.len() - 1)].max(1);
+            PlannedScale {
+                occupied,
+                mlps: occupied.div_ceil(b),
+            }
+        })
+        .collect()
+}
+
+/// Predicted bytes of one scale section.
+pub fn predict_scale(s: &PlannedScale, arch: &Architecture, bits: u8) -> f64 {
+    let shapes = arch.layer_shapes();
+    let coded = |count: usize| {
+        // A tensor's codebook holds at most one entry per 8 values (quantize::tensor).
+        // so its indices are only as wide as that codebook needs.
+        let k = (1usize << bits).min(count.div_ceil(8)).max(2);
+        let width = usize::BITS - (k - 1).leading_zeros();
+        count as f64 * width as f64 / 8.0 * INDEX_CODING + k as f64 * 4.0
+    };
+    let layers: f64 = shapes
+        .iter()
+        .map(|(i, o)| coded(s.mlps * i * o) + coded(s.mlps * o))
+        .sum();
+    let latents = coded(s.occupied * arch.latent_dim as usize);
+    SECTION_FRAMING + layers + latents + s.occupied as f64 * 8.0 + s.occupied as f64 / 4.0
+}
+
+/// The plan for scale `level`, made when it is about to be trained: its
+/// actual occupancy and MLP count are known, the finer scales' are the
+/// prediction scaled by how far this scale's occupancy strayed from its own
+/// (a coarse fit that leaves more residual than the original's pyramid also
+/// leaves more at the finer scales). Returns the widest network (4..=128)
+/// for which this scale and the finer ones are predicted to fit in what is
+/// left of `target_bytes`, and the bytes the archive may have reached after
+/// this scale. `None` when even width 4 does not fit.
+pub fn plan_scale(
+    planned: &[PlannedScale],
+    level: usize,
+    actual: PlannedScale,
+    template: &Architecture,
+    written: u64,
+    target_bytes: u64,
+) -> Option<(u16, u64)> {
+    let arch_of = |w: u16| Architecture {
+        hidden: vec![w; template.hidden.len()],
+        ..template.clone()
+    };
+    let stray = actual.occupied.max(1) as f64 / planned[level].occupied.max(1) as f64;
+    let sizes = |w: u16| {
+        let this = predict_scale(&actual, &arch_of(w), PLAN_BITS);
+        let rest: f64 = planned[level + 1..]
+            .iter()
+            .map(|s| stray.min(50.0) * predict_scale(s, &arch_of(w), PLAN_BITS))
+            .sum();
+        (this, rest)
+    };
+    let room = target_bytes.checked_sub(written)? as f64;
+    let width = (4..=128u16).rev().find(|&w| {
+        let (this, rest) = sizes(w);
+        this + rest <= room
+    })?;
+    let (this, rest) = sizes(width);
+    Some((width, written + (room * this / (this + rest)) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arch(w: u16) -> Architecture {
+        Architecture {
+            latent_dim: 8,
+            hidden: vec![w; 3],
+            omega0: 30.0,
+        }
+    }
+
+    #[test]
+    fn a_smaller_target_gets_a_narrower_network_and_budgets_add_up() {
+        let scales = vec![
+            PlannedScale {
+                occupied: 64,
+                mlps: 64,
+            },
+            PlannedScale {
+                occupied: 400,
+                mlps: 200,
+            },
+            PlannedScale {
+                occupied: 2000,
+                mlps: 500,
+            },
+        ];
+        let (wide, big_budget) =
+            plan_scale(&scales, 0, scales[0], &arch(24), 200, 2_000_000).unwrap();
+        let (narrow, budget) = plan_scale(&scales, 0, scales[0], &arch(24), 200, 500_000).unwrap();
+        assert!(narrow < wide, "{narrow} vs {wide}");
+        assert!(budget < big_budget && budget > 200);
+        // The last scale gets all that is left.
+        let (_, last) = plan_scale(&scales, 2, scales[2], &arch(24), 300_000, 500_000).unwrap();
+        assert_eq!(last, 500_000);
+        // More occupied blocks than planned: a narrower network for the rest.
+        let busy = PlannedScale {
+            occupied: 800,
+            mlps: 400,
+        };
+        let (w_busy, _) = plan_scale(&scales, 1, busy, &arch(24), 50_000, 500_000).unwrap();
+        let (w_plan, _) = plan_scale(&scales, 1, scales[1], &arch(24), 50_000, 500_000).unwrap();
+        assert!(w_busy < w_plan);
+        // Predicted size grows with width and with bits.
+        let s = scales[2];
+        assert!(predict_scale(&s, &arch(32), 9) > predict_scale(&s, &arch(16), 9));
+        assert!(predict_scale(&s, &arch(16), 10) > predict_scale(&s, &arch(16), 9));
+        // Unreachable: nothing fits in 1 kB, or in what is already spent.
+        assert!(plan_scale(&scales, 0, scales[0], &arch(24), 200, 1000).is_none());
+        assert!(plan_scale(&scales, 2, scales[2], &arch(24), 600_000, 500_000).is_none());
+    }
+}
