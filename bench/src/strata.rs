@@ -7,59 +7,19 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use strata::train::{Device, TrainOptions};
-use strata::{EncodeOptions, Progress, Quantization};
+use strata::args::EncodeArgs;
+use strata::{EncodeOptions, Progress};
 use strata_format::{Archive, Limits, Volume};
 
 use crate::codec::ratio;
 use crate::Row;
 
-/// The `strata encode` options a configuration may set (same names and
-/// defaults as the command line).
+/// A configuration's arguments: exactly `strata encode`'s options.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "--strata", no_binary_name = true)]
-pub struct StrataConfig {
-    #[arg(long, default_value_t = 3)]
-    scales: u8,
-    /// One edge for a cube, or three (x y z).
-    #[arg(long, num_args = 1..=3)]
-    block: Vec<u16>,
-    #[arg(long, default_value_t = 24)]
-    width: u16,
-    #[arg(long, default_value_t = 3)]
-    layers: usize,
-    #[arg(long, default_value_t = 8)]
-    latent: u16,
-    #[arg(long, num_args = 1..)]
-    blocks_per_mlp: Vec<usize>,
-    #[arg(long, num_args = 1.., default_values_t = [200.0f32, 150.0, 125.0])]
-    epochs: Vec<f32>,
-    #[arg(long)]
-    max_steps: Option<usize>,
-    #[arg(long, default_value_t = 1024)]
-    batch: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 0.05)]
-    final_lr: f64,
-    #[arg(long, default_value_t = 1e-4)]
-    empty_threshold: f32,
-    /// Codebooks of 2^BITS values for weights, biases and latents; default: f32.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
-    bits: Option<u8>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// A target ratio for the encoder's rate control, once it has one.
-    #[arg(long)]
-    ratio: Option<f64>,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum DeviceArg {
-    Cpu,
-    Gpu,
+struct StrataConfig {
+    #[command(flatten)]
+    options: EncodeArgs,
 }
 
 /// One Strata configuration: its label (the arguments as given) and the
@@ -80,15 +40,6 @@ impl Config {
     pub fn parse(args: &str) -> Result<Config> {
         let c = StrataConfig::try_parse_from(args.split_whitespace())
             .with_context(|| format!("--strata \"{args}\""))?;
-        if c.ratio.is_some() {
-            bail!("--strata \"{args}\": the encoder has no rate control (--ratio) yet");
-        }
-        let block = match c.block.as_slice() {
-            [] => None,
-            [e] => Some([*e; 3]),
-            [x, y, z] => Some([*x, *y, *z]),
-            _ => bail!("--strata \"{args}\": --block takes one edge or three (x y z)"),
-        };
         let label = args.split_whitespace().collect::<Vec<_>>().join(" ");
         Ok(Config {
             label: if label.is_empty() {
@@ -96,34 +47,10 @@ impl Config {
             } else {
                 label
             },
-            options: EncodeOptions {
-                scales: c.scales,
-                block,
-                width: c.width,
-                hidden_layers: c.layers,
-                latent_dim: c.latent,
-                blocks_per_mlp: (!c.blocks_per_mlp.is_empty()).then_some(c.blocks_per_mlp),
-                epochs: c.epochs,
-                empty_threshold: c.empty_threshold,
-                train: TrainOptions {
-                    device: match c.device {
-                        DeviceArg::Cpu => Device::Cpu,
-                        DeviceArg::Gpu => Device::Gpu,
-                    },
-                    batch: c.batch,
-                    learning_rate: c.lr,
-                    final_lr: c.final_lr,
-                    max_steps: c.max_steps,
-                    ..TrainOptions::default()
-                },
-                quantization: c.bits.map(|b| Quantization {
-                    weight_bits: b,
-                    bias_bits: b,
-                    latent_bits: b,
-                }),
-                seed: c.seed,
-                ..EncodeOptions::default()
-            },
+            options: c
+                .options
+                .options()
+                .with_context(|| format!("--strata \"{args}\""))?,
         })
     }
 }

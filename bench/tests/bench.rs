@@ -143,8 +143,11 @@ fn strata_configs_parse_like_strata_encode() {
         Config::parse(c).unwrap();
     }
     assert!(Config::parse("--bogus 3").is_err());
-    let e = Config::parse("--ratio 50").unwrap_err();
-    assert!(format!("{e:#}").contains("rate control"), "{e:#}");
+    // Rate control, as `strata encode` takes it (and not with --width).
+    assert_eq!(Config::parse("--ratio 50").unwrap().options.target_ratio, Some(50.0));
+    assert!(Config::parse("--ratio 50 --width 16").is_err());
+    let e = Config::parse("--block 1 2").unwrap_err();
+    assert!(format!("{e:#}").contains("--strata \"--block 1 2\""), "{e:#}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 /// the slow, small end of zstd costs nothing that shows.
 pub const ZSTD_LEVEL: i32 = 19;
 
+pub mod args;
 pub mod blocks;
 pub mod cluster;
 pub mod encode;

@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, default_value_t = 40)]
     steps: usize,
     #[arg(long, value_enum, default_value = "cpu")]
-    device: super::encode::DeviceArg,
+    device: strata::args::DeviceArg,
     /// Append a row to this CSV file.
     #[arg(long, default_value = "bench-out/train.csv")]
     csv: PathBuf,

@@ -1,0 +1,114 @@
+//! The encoder's options as command-line arguments (clap), shared by
+//! `strata encode` and the benchmark's `--strata "ARGS"` configurations so
+//! both take the same flags with the same defaults.
+
+use anyhow::{bail, Result};
+
+use crate::train::{Device, TrainOptions};
+use crate::{EncodeOptions, Quantization};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct EncodeArgs {
+    /// Pyramid scales.
+    #[arg(long, default_value_t = 3)]
+    scales: u8,
+    /// Block edges: one number for a cube, or three (x y z). Default: from the volume's size.
+    #[arg(long, num_args = 1..=3, value_name = "EDGE")]
+    block: Vec<u16>,
+    /// Width of the hidden layers.
+    #[arg(long, default_value_t = 24)]
+    pub width: u16,
+    /// Hidden (sine) layers per MLP.
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    /// Latent code length per block.
+    #[arg(long, default_value_t = 8)]
+    latent: u16,
+    /// Blocks per MLP, coarsest scale first (default 1 2 4; 8 16 32 for time series).
+    #[arg(long, num_args = 1.., value_name = "N")]
+    blocks_per_mlp: Vec<usize>,
+    /// Training epochs per scale, coarsest first (the last value repeats).
+    #[arg(long, num_args = 1.., default_values_t = [200.0f32, 150.0, 125.0])]
+    epochs: Vec<f32>,
+    /// At most this many training steps per scale.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Voxel samples per MLP per training step.
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    /// Learning rate at the start of each scale.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Learning rate at the end of each scale, as a fraction of --lr (cosine decay; 1 = constant).
+    #[arg(long, default_value_t = 0.05)]
+    final_lr: f64,
+    /// Finer-scale blocks with mean squared residual at most this (normalized units) are empty.
+    #[arg(long, default_value_t = 1e-4)]
+    empty_threshold: f32,
+    /// Quantize weights, biases and latents to codebooks of 2^BITS values (ECNR: 9); default: f32.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub bits: Option<u8>,
+    /// Rate control: an archive R times smaller than the volume as float32
+    /// (within ±10%); chooses the width and each scale's codebook bits.
+    #[arg(long, value_name = "R", conflicts_with_all = ["width", "bits"])]
+    pub ratio: Option<f64>,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Gpu,
+}
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Device {
+        match d {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Gpu => Device::Gpu,
+        }
+    }
+}
+
+impl EncodeArgs {
+    /// The options these arguments stand for.
+    pub fn options(&self) -> Result<EncodeOptions> {
+        let args = self.clone();
+        let block = match args.block.as_slice() {
+            [] => None,
+            [e] => Some([*e; 3]),
+            [x, y, z] => Some([*x, *y, *z]),
+            _ => bail!("--block takes one edge or three (x y z)"),
+        };
+        Ok(EncodeOptions {
+            scales: args.scales,
+            block,
+            width: args.width,
+            hidden_layers: args.layers,
+            latent_dim: args.latent,
+            blocks_per_mlp: (!args.blocks_per_mlp.is_empty()).then_some(args.blocks_per_mlp),
+            epochs: args.epochs,
+            empty_threshold: args.empty_threshold,
+            train: TrainOptions {
+                device: args.device.into(),
+                batch: args.batch,
+                learning_rate: args.lr,
+                final_lr: args.final_lr,
+                max_steps: args.max_steps,
+                ..TrainOptions::default()
+            },
+            quantization: args.bits.map(|b| Quantization {
+                weight_bits: b,
+                bias_bits: b,
+                latent_bits: b,
+            }),
+            target_ratio: args.ratio,
+            seed: args.seed,
+            ..EncodeOptions::default()
+        })
+    }
+}
