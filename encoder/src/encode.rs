@@ -4,7 +4,6 @@
 //! never drift apart.
 
 use anyhow::{bail, Result};
-use strata_format::decode::upsample;
 use strata_format::synth::SplitMix;
 use strata_format::{
     block_count, Architecture, ArchiveWriter, Codec, LayerParams, Reconstruction, ScaleSection,
@@ -240,14 +239,7 @@ pub fn encode(
             truth.clone()
         } else {
             let (prev, dims) = rec.current();
-            let predicted = upsample(prev, dims, truth.dims);
-            let data = truth
-                .data
-                .iter()
-                .zip(&predicted)
-                .map(|(t, p)| t - p)
-                .collect();
-            Grid::new(truth.dims, data)
+            pyramid::residual(truth, prev, dims)
         };
         let grid = BlockGrid::cut(&target, bsize);
         debug_assert_eq!(grid.blocks.len(), block_count(&header, level));

@@ -73,3 +73,16 @@ pub fn build(finest: Grid, scales: u8) -> Vec<Grid> {
     levels.reverse();
     levels
 }
+
+/// What a finer level adds: `fine` minus the coarser grid `coarse` (dims
+/// `coarse_dims`) upsampled the way the decoder upsamples.
+pub fn residual(fine: &Grid, coarse: &[f32], coarse_dims: [usize; 4]) -> Grid {
+    let predicted = strata_format::decode::upsample(coarse, coarse_dims, fine.dims);
+    let data = fine
+        .data
+        .iter()
+        .zip(&predicted)
+        .map(|(t, p)| t - p)
+        .collect();
+    Grid::new(fine.dims, data)
+}

@@ -11,11 +11,10 @@
 //! archive within this scale's budget is kept, so a misprediction is
 //! corrected scale by scale and the last scale lands the total.
 
-use strata_format::decode::upsample;
 use strata_format::Architecture;
 
 use crate::blocks::BlockGrid;
-use crate::pyramid::Grid;
+use crate::pyramid::{self, Grid};
 
 /// Codebook index widths the per-scale search tries, largest first.
 pub const BITS: std::ops::RangeInclusive<u8> = 4..=12;
@@ -55,14 +54,8 @@ pub fn plan_scales(
                 values.blocks.len()
             } else {
                 let coarse = &levels[l - 1];
-                let predicted = upsample(&coarse.data, coarse.dims, truth.dims);
-                let residual = truth
-                    .data
-                    .iter()
-                    .zip(&predicted)
-                    .map(|(t, p)| t - p)
-                    .collect();
-                let residual = BlockGrid::cut(&Grid::new(truth.dims, residual), block);
+                let residual = pyramid::residual(truth, &coarse.data, coarse.dims);
+                let residual = BlockGrid::cut(&residual, block);
                 values
                     .blocks
                     .iter()
