@@ -143,11 +143,22 @@ fn strata_configs_parse_like_strata_encode() {
         Config::parse(c).unwrap();
     }
     assert!(Config::parse("--bogus 3").is_err());
+    // --fast: short training and 9-bit codebooks; not with --epochs.
+    let f = Config::parse("--fast").unwrap();
+    assert_eq!(f.options.epochs, vec![30.0, 20.0, 15.0]);
+    assert_eq!(f.options.quantization, Some(strata::Quantization::default()));
+    assert!(Config::parse("--fast --epochs 5").is_err());
     // Rate control, as `strata encode` takes it (and not with --width).
-    assert_eq!(Config::parse("--ratio 50").unwrap().options.target_ratio, Some(50.0));
+    assert_eq!(
+        Config::parse("--ratio 50").unwrap().options.target_ratio,
+        Some(50.0)
+    );
     assert!(Config::parse("--ratio 50 --width 16").is_err());
     let e = Config::parse("--block 1 2").unwrap_err();
-    assert!(format!("{e:#}").contains("--strata \"--block 1 2\""), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("--strata \"--block 1 2\""),
+        "{e:#}"
+    );
 }
 
 #[test]

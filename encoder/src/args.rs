@@ -27,6 +27,10 @@ pub struct EncodeArgs {
     /// Blocks per MLP, coarsest scale first (default 1 2 4; 8 16 32 for time series).
     #[arg(long, num_args = 1.., value_name = "N")]
     blocks_per_mlp: Vec<usize>,
+    /// A quick preview: 30/20/15 epochs (about 1/6 of the default
+    /// training) and 9-bit codebooks unless --bits or --ratio says otherwise.
+    #[arg(long, conflicts_with = "epochs")]
+    pub fast: bool,
     /// Training epochs per scale, coarsest first (the last value repeats).
     #[arg(long, num_args = 1.., default_values_t = [200.0f32, 150.0, 125.0])]
     epochs: Vec<f32>,
@@ -91,7 +95,11 @@ impl EncodeArgs {
             hidden_layers: args.layers,
             latent_dim: args.latent,
             blocks_per_mlp: (!args.blocks_per_mlp.is_empty()).then_some(args.blocks_per_mlp),
-            epochs: args.epochs,
+            epochs: if args.fast {
+                vec![30.0, 20.0, 15.0]
+            } else {
+                args.epochs
+            },
             empty_threshold: args.empty_threshold,
             train: TrainOptions {
                 device: args.device.into(),
@@ -101,11 +109,14 @@ impl EncodeArgs {
                 max_steps: args.max_steps,
                 ..TrainOptions::default()
             },
-            quantization: args.bits.map(|b| Quantization {
-                weight_bits: b,
-                bias_bits: b,
-                latent_bits: b,
-            }),
+            quantization: args
+                .bits
+                .or((args.fast && args.ratio.is_none()).then_some(9))
+                .map(|b| Quantization {
+                    weight_bits: b,
+                    bias_bits: b,
+                    latent_bits: b,
+                }),
             target_ratio: args.ratio,
             seed: args.seed,
             ..EncodeOptions::default()
