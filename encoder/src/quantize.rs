@@ -128,9 +128,13 @@ pub fn tensor(values: &[f32], mask: Option<&[bool]>, bits: Option<u8>) -> Tensor
             // Only small volumes' tensors are that short.
             let k = (1usize << bits).min(kept.len().div_ceil(8)).max(2);
             let q = kmeans_1d(&kept, k);
+            // Entries rounded to binary16 (relative step 2^-11, far finer
+            // than the codebook's own spacing) store in half the bytes; the
+            // encoder's closed loop sees exactly these values.
+            let codebook = q.codebook.iter().map(|&c| to_half(c)).collect();
             TensorValues::Codebook {
                 bits: q.bits(),
-                codebook: q.codebook,
+                codebook,
                 indices: q.indices,
             }
         }
@@ -138,6 +142,16 @@ pub fn tensor(values: &[f32], mask: Option<&[bool]>, bits: Option<u8>) -> Tensor
     Tensor {
         mask: mask.map(|m| m.to_vec()),
         values,
+    }
+}
+
+/// `x` rounded to the nearest binary16 value, or `x` where that overflows.
+fn to_half(x: f32) -> f32 {
+    let h = half::f16::from_f32(x).to_f32();
+    if h.is_finite() {
+        h
+    } else {
+        x
     }
 }
 
@@ -188,7 +202,8 @@ mod tests {
 
     #[test]
     fn masked_values_stay_zero_and_are_not_stored() {
-        // 24 kept values from 3 distinct ones: a 3-entry codebook is exact.
+        // 24 kept values from 3 distinct ones: a 3-entry codebook is exact
+        // up to its entries' rounding to binary16.
         let values: Vec<f32> = (0..48)
             .map(|i| [0.3, -0.2, 0.9, 0.0, -0.7, 0.5][i % 6])
             .collect();
@@ -199,9 +214,13 @@ mod tests {
         let expected: Vec<f32> = values
             .iter()
             .zip(&mask)
-            .map(|(&v, &keep)| if keep { v } else { 0.0 })
+            .map(|(&v, &keep)| if keep { to_half(v) } else { 0.0 })
             .collect();
         assert_eq!(t.dense(), expected);
+        let kept = expected.iter().zip(&values).zip(&mask).filter(|(_, &k)| k);
+        assert!(kept
+            .into_iter()
+            .all(|((e, v), _)| (e - v).abs() <= 1e-3 * v.abs()));
         let plain = tensor(&values, None, None);
         assert_eq!(plain.dense(), values);
     }

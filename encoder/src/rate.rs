@@ -76,11 +76,11 @@ pub fn plan_scales(
 pub fn predict_scale(s: &PlannedScale, arch: &Architecture, bits: u8) -> f64 {
     let shapes = arch.layer_shapes();
     let coded = |count: usize| {
-        // A tensor's codebook holds at most one entry per 8 values (quantize::tensor).
+        // A tensor's codebook holds at most one entry per 8 values (quantize::tensor), binary16 each,
         // so its indices are only as wide as that codebook needs.
         let k = (1usize << bits).min(count.div_ceil(8)).max(2);
         let width = usize::BITS - (k - 1).leading_zeros();
-        count as f64 * width as f64 / 8.0 * INDEX_CODING + k as f64 * 4.0
+        count as f64 * width as f64 / 8.0 * INDEX_CODING + k as f64 * 2.0
     };
     let layers: f64 = shapes
         .iter()

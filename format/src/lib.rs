@@ -27,7 +27,7 @@ pub use header::{
 pub use reader::{Archive, Event, RawSection, Section, StreamReader};
 pub use scale::{block_count, Architecture, LayerParams, ScaleSection, SectionBreakdown};
 pub use stream::{Codec, StreamSizes};
-pub use tensor::{Tensor, TensorValues};
+pub use tensor::{is_half, Tensor, TensorValues};
 pub use volume::{voxel_count, DataType, Volume};
 pub use writer::{ArchiveWriter, VolumeInfo};
 

@@ -136,8 +136,12 @@ impl Tensor {
             TensorValues::Codebook { bits, codebook, .. } => (*bits, codebook.len() as u32),
             _ => (0, 0),
         };
+        let half_codebook = match &self.values {
+            TensorValues::Codebook { codebook, .. } => codebook.iter().all(|&c| is_half(c)),
+            _ => false,
+        };
         out.put_u8(bits);
-        out.put_u8(0);
+        out.put_u8(half_codebook as u8);
         out.put_u32(cb_len);
         if let Some(mask) = &self.mask {
             write_stream(out, Component::Mask, codec, &pack_bools(mask), Some(1));
@@ -156,7 +160,15 @@ impl Tensor {
                 codebook,
                 indices,
             } => {
-                let raw: Vec<u8> = codebook.iter().flat_map(|x| x.to_le_bytes()).collect();
+                // Entries that are exactly binary16 values are stored as such.
+                let raw: Vec<u8> = if half_codebook {
+                    codebook
+                        .iter()
+                        .flat_map(|&x| half::f16::from_f32(x).to_bits().to_le_bytes())
+                        .collect()
+                } else {
+                    codebook.iter().flat_map(|x| x.to_le_bytes()).collect()
+                };
                 write_stream(out, Component::Codebook, codec, &raw, None);
                 let packed = pack_bits(indices, *bits);
                 write_stream(out, Component::Values, codec, &packed, Some(*bits));
@@ -174,7 +186,15 @@ impl Tensor {
         let kind = r.u8("tensor value kind")?;
         let masked = r.u8("tensor mask flag")?;
         let bits = r.u8("tensor index width")?;
-        r.u8("reserved")?;
+        let half_codebook = match r.u8("codebook entry format")? {
+            0 => false,
+            1 => true,
+            f => {
+                return Err(FormatError::Invalid(format!(
+                    "codebook entry format {f} is not 0 (f32) or 1 (f16)"
+                )))
+            }
+        };
         let cb_len = r.u32("codebook length")? as usize;
         if masked > 1 {
             return Err(FormatError::Invalid(format!(
@@ -214,11 +234,17 @@ impl Tensor {
                         "codebook of {cb_len} entries with {bits}-bit indices"
                     )));
                 }
-                let raw = read_stream(r, Component::Codebook, cb_len * 4, budget, sizes)?;
-                let codebook: Vec<f32> = raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect();
+                let entry = if half_codebook { 2 } else { 4 };
+                let raw = read_stream(r, Component::Codebook, cb_len * entry, budget, sizes)?;
+                let codebook: Vec<f32> = if half_codebook {
+                    raw.chunks_exact(2)
+                        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                        .collect()
+                } else {
+                    raw.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                        .collect()
+                };
                 let packed = read_stream(
                     r,
                     Component::Values,
@@ -245,5 +271,59 @@ impl Tensor {
             }
         };
         Ok(Tensor { mask, values })
+    }
+}
+
+/// Whether `x` survives a round trip through binary16 bit for bit.
+pub fn is_half(x: f32) -> bool {
+    half::f16::from_f32(x).to_f32().to_bits() == x.to_bits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(t: &Tensor) -> (Tensor, usize) {
+        let mut out = Vec::new();
+        t.write(&mut out, Codec::Raw);
+        let mut budget = u64::MAX;
+        let back = Tensor::read(
+            &mut ByteReader::new(&out),
+            t.len(),
+            &mut budget,
+            &mut Default::default(),
+        )
+        .unwrap();
+        (back, out.len())
+    }
+
+    #[test]
+    fn half_exact_codebooks_are_stored_as_f16_others_as_f32() {
+        let codebook = |c: Vec<f32>| Tensor {
+            mask: None,
+            values: TensorValues::Codebook {
+                bits: 2,
+                codebook: c,
+                indices: vec![0, 1, 2, 3, 1],
+            },
+        };
+        let exact = codebook(vec![-1.5, 0.0, 0.25, 3.0]);
+        let inexact = codebook(vec![-1.5, 0.1, 0.25, 3.0]);
+        let (back, n_exact) = round_trip(&exact);
+        assert_eq!(back, exact);
+        let (back, n_inexact) = round_trip(&inexact);
+        assert_eq!(back, inexact);
+        assert_eq!(n_inexact - n_exact, 4 * 2, "two bytes saved per entry");
+        // Only 0 and 1 are entry formats.
+        let mut out = Vec::new();
+        exact.write(&mut out, Codec::Raw);
+        out[3] = 2;
+        let e = Tensor::read(
+            &mut ByteReader::new(&out),
+            5,
+            &mut u64::MAX.clone(),
+            &mut Default::default(),
+        );
+        assert!(e.unwrap_err().to_string().contains("entry format 2"));
     }
 }
