@@ -146,7 +146,10 @@ fn strata_configs_parse_like_strata_encode() {
     // --fast: short training and 9-bit codebooks; not with --epochs.
     let f = Config::parse("--fast").unwrap();
     assert_eq!(f.options.epochs, vec![30.0, 20.0, 15.0]);
-    assert_eq!(f.options.quantization, Some(strata::Quantization::default()));
+    assert_eq!(
+        f.options.quantization,
+        Some(strata::Quantization::default())
+    );
     assert!(Config::parse("--fast --epochs 5").is_err());
     // Rate control, as `strata encode` takes it (and not with --width).
     assert_eq!(
