@@ -112,11 +112,7 @@ impl EncodeArgs {
             quantization: args
                 .bits
                 .or((args.fast && args.ratio.is_none()).then_some(9))
-                .map(|b| Quantization {
-                    weight_bits: b,
-                    bias_bits: b,
-                    latent_bits: b,
-                }),
+                .map(Quantization::all),
             target_ratio: args.ratio,
             seed: args.seed,
             ..EncodeOptions::default()

@@ -56,14 +56,21 @@ pub struct Quantization {
     pub latent_bits: u8,
 }
 
+impl Quantization {
+    /// The same index width for weights, biases and latents.
+    pub fn all(bits: u8) -> Quantization {
+        Quantization {
+            weight_bits: bits,
+            bias_bits: bits,
+            latent_bits: bits,
+        }
+    }
+}
+
 impl Default for Quantization {
     /// ECNR's static-volume setting: 9 bits.
     fn default() -> Self {
-        Quantization {
-            weight_bits: 9,
-            bias_bits: 9,
-            latent_bits: 9,
-        }
+        Quantization::all(9)
     }
 }
 
@@ -290,7 +297,11 @@ pub fn encode(
         let epochs = opts.epochs[(level as usize).min(opts.epochs.len() - 1)];
         let section = if occupied.is_empty() {
             report.bits.push(None);
-            empty_section(level, &arch, grid.blocks.len())
+            let s = empty_section(level, &arch, grid.blocks.len());
+            if budget.is_some() {
+                written += s.to_bytes(&header, codec).len() as u64;
+            }
+            s
         } else {
             let samples: Vec<train::BlockSamples> = occupied
                 .iter()
@@ -313,20 +324,20 @@ pub fn encode(
                 level,
                 opts.scales,
             )?;
-            let section = |bits: Option<u8>| ScaleSection {
+            let section = |q: Option<Quantization>| ScaleSection {
                 level,
                 arch: arch.clone(),
                 n_mlps: n_mlps as u32,
                 occupancy: occupancy.clone(),
                 assignment: assignment.iter().map(|&a| a as u32).collect(),
                 ranges: Tensor::f32(occupied.iter().flat_map(|b| [b.min, b.max]).collect()),
-                latents: quantize::tensor(&fitted.latents, None, bits),
+                latents: quantize::tensor(&fitted.latents, None, q.map(|q| q.latent_bits)),
                 layers: fitted
                     .layers
                     .iter()
                     .map(|(w, b)| LayerParams {
-                        weights: quantize::tensor(w, None, bits),
-                        biases: quantize::tensor(b, None, bits),
+                        weights: quantize::tensor(w, None, q.map(|q| q.weight_bits)),
+                        biases: quantize::tensor(b, None, q.map(|q| q.bias_bits)),
                     })
                     .collect(),
             };
@@ -335,36 +346,24 @@ pub fn encode(
                 Some(budget) => {
                     let mut chosen = None;
                     for bits in rate::BITS.rev() {
-                        let s = section(Some(bits));
+                        let s = section(Some(Quantization::all(bits)));
                         let len = s.to_bytes(&header, codec).len() as u64;
                         if written + len <= budget || bits == *rate::BITS.start() {
-                            chosen = Some((s, bits));
+                            chosen = Some((s, bits, len));
                             break;
                         }
                     }
-                    let (s, bits) = chosen.expect("the smallest width is always taken");
+                    let (s, bits, len) = chosen.expect("the smallest width is always taken");
+                    written += len;
                     report.bits.push(Some(bits));
                     s
                 }
                 None => {
-                    let q = opts.quantization;
-                    report.bits.push(q.map(|q| q.weight_bits));
-                    ScaleSection {
-                        latents: quantize::tensor(&fitted.latents, None, q.map(|q| q.latent_bits)),
-                        layers: fitted
-                            .layers
-                            .iter()
-                            .map(|(w, b)| LayerParams {
-                                weights: quantize::tensor(w, None, q.map(|q| q.weight_bits)),
-                                biases: quantize::tensor(b, None, q.map(|q| q.bias_bits)),
-                            })
-                            .collect(),
-                        ..section(None)
-                    }
+                    report.bits.push(opts.quantization.map(|q| q.weight_bits));
+                    section(opts.quantization)
                 }
             }
         };
-        written += section.to_bytes(&header, codec).len() as u64;
         writer.add_scale(&section)?;
         rec.add_scale(&section)?;
         let (now, _) = rec.current();
