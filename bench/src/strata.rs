@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use strata::args::EncodeArgs;
 use strata::{EncodeOptions, Progress};
@@ -106,21 +106,10 @@ pub fn run(volume: &Volume, name: &str, config: &Config) -> Result<Row> {
     let (bytes, _) = strata::encode(volume, name, &config.options, &mut progress)
         .with_context(|| format!("strata [{}]", config.label))?;
     let encode_seconds = t.elapsed().as_secs_f64();
-    let t = Instant::now();
     let archive = Archive::read(&bytes, &Limits::default())?;
-    if let Some(e) = archive.first_error() {
-        bail!("strata [{}] wrote an unreadable archive: {e}", config.label);
-    }
-    let decoded = strata_format::decode(&archive.header, &archive.usable_scales(), None)?;
-    let decode_seconds = t.elapsed().as_secs_f64();
-    if decoded.dims != volume.dims {
-        bail!(
-            "strata decoded dims {:?}, expected {:?}",
-            decoded.dims,
-            volume.dims
-        );
-    }
-    let q = strata::metrics::quality(&volume.data, &decoded.data);
+    let e = strata::metrics::evaluate(volume, &archive)
+        .with_context(|| format!("strata [{}] wrote an unusable archive", config.label))?;
+    let (q, decode_seconds) = (e.quality, e.decode_seconds);
     Ok(Row {
         codec: "strata".into(),
         config: config.label.clone(),

@@ -2,6 +2,7 @@
 //! original's value range, max absolute error, and 3D SSIM.
 
 use rayon::prelude::*;
+use strata_format::{Archive, Volume};
 
 /// Quality of `decoded` against `original` (same length, same layout).
 #[derive(Clone, Debug, PartialEq)]
@@ -117,4 +118,36 @@ pub fn ssim(original: &[f32], decoded: &[f32], dims: [usize; 4], range: f64) -> 
             .sum::<f64>();
     }
     total / (frame * dims[3]) as f64
+}
+
+/// An archive decoded with the reference decoder and compared with its
+/// original: what `strata eval` and the benchmark both report.
+pub struct Evaluation {
+    pub decoded: Volume,
+    pub quality: Quality,
+    pub decode_seconds: f64,
+}
+
+/// Decodes every usable scale of `archive` (timed) and measures it against
+/// `original`; an error when the archive is damaged or holds other dims.
+pub fn evaluate(original: &Volume, archive: &Archive) -> anyhow::Result<Evaluation> {
+    if let Some(e) = archive.first_error() {
+        anyhow::bail!("{e}");
+    }
+    let t = std::time::Instant::now();
+    let decoded = strata_format::decode(&archive.header, &archive.usable_scales(), None)?;
+    let decode_seconds = t.elapsed().as_secs_f64();
+    if decoded.dims != original.dims {
+        anyhow::bail!(
+            "the archive holds a {:?} volume, the original is {:?}",
+            decoded.dims,
+            original.dims
+        );
+    }
+    let quality = quality(&original.data, &decoded.data);
+    Ok(Evaluation {
+        decoded,
+        quality,
+        decode_seconds,
+    })
 }

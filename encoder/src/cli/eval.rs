@@ -1,9 +1,8 @@
 //! `strata eval ORIGINAL ARCHIVE [--json]`: how good and how small.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use serde_json::json;
 use strata::metrics;
 
@@ -20,20 +19,12 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let original = strata_io::read_volume(&args.original)?;
     let (archive, bytes) = super::read_archive(&args.archive)?;
-    if let Some(e) = archive.first_error() {
-        bail!("{}: {e}", args.archive.display());
-    }
-    let t = Instant::now();
-    let decoded = strata_format::decode(&archive.header, &archive.usable_scales(), None)?;
-    let decode_s = t.elapsed().as_secs_f64();
-    if decoded.dims != original.dims {
-        bail!(
-            "the archive holds a {:?} volume, the original is {:?}",
-            decoded.dims,
-            original.dims
-        );
-    }
-    let q = metrics::quality(&original.data, &decoded.data);
+    let metrics::Evaluation {
+        decoded,
+        quality: q,
+        decode_seconds: decode_s,
+    } = metrics::evaluate(&original, &archive)
+        .with_context(|| args.archive.display().to_string())?;
     let ssim = metrics::ssim(&original.data, &decoded.data, original.dims, q.range);
     let voxels = original.data.len() as f64;
     let ratio = voxels * 4.0 / bytes as f64;
