@@ -28,7 +28,7 @@ pub struct EncodeArgs {
     #[arg(long, num_args = 1.., value_name = "N")]
     blocks_per_mlp: Vec<usize>,
     /// A quick preview: 30/20/15 epochs (about 1/6 of the default
-    /// training) and 9-bit codebooks unless --bits or --ratio says otherwise.
+    /// training) and 9-bit codebooks unless --bits, --ratio or --psnr says otherwise.
     #[arg(long, conflicts_with = "epochs")]
     pub fast: bool,
     /// Training epochs per scale, coarsest first (the last value repeats).
@@ -56,6 +56,11 @@ pub struct EncodeArgs {
     /// (within ±10%); chooses the width and each scale's codebook bits.
     #[arg(long, value_name = "R", conflicts_with_all = ["width", "bits"])]
     pub ratio: Option<f64>,
+    /// Quality control: the smallest codebooks per scale that reach P dB
+    /// (PSNR over the value range) on the input; the finest scale is
+    /// trained again up to twice, 1.4× wider each time, when they cannot.
+    #[arg(long, value_name = "P", conflicts_with_all = ["ratio", "bits"])]
+    pub psnr: Option<f64>,
     /// Where to train.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -111,9 +116,10 @@ impl EncodeArgs {
             },
             quantization: args
                 .bits
-                .or((args.fast && args.ratio.is_none()).then_some(9))
+                .or((args.fast && args.ratio.is_none() && args.psnr.is_none()).then_some(9))
                 .map(Quantization::all),
             target_ratio: args.ratio,
+            target_psnr: args.psnr,
             seed: args.seed,
             ..EncodeOptions::default()
         })

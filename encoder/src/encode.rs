@@ -3,6 +3,8 @@
 //! from the coarser sections exactly as written, so encoder and decoders
 //! never drift apart.
 
+use std::collections::HashMap;
+
 use anyhow::{bail, Result};
 use strata_format::synth::SplitMix;
 use strata_format::{
@@ -14,9 +16,17 @@ use crate::blocks::BlockGrid;
 use crate::cluster;
 use crate::metrics;
 use crate::pyramid::{self, Grid};
-use crate::quantize;
+use crate::quantize::{self, TensorBits};
 use crate::rate;
-use crate::train::{self, TrainOptions};
+use crate::train::{self, Fitted, TrainOptions};
+
+/// Under `--psnr`, what quantization may cost a coarser scale (dB at its
+/// level, against unquantized values): the finer scales fit what is left,
+/// but each dB lost here costs them bytes.
+const COARSE_QUANTIZATION_LOSS: f64 = 0.05;
+/// Under `--psnr`, how many times the finest scale is trained again with
+/// 1.4× wider networks when its codebooks alone cannot reach the goal.
+const PSNR_WIDENINGS: usize = 2;
 
 /// Everything `strata encode` can set.
 #[derive(Clone, Debug)]
@@ -45,6 +55,10 @@ pub struct EncodeOptions {
     /// float32. Chooses the width (overriding `width`) and each scale's
     /// codebook size (overriding `quantization`); see [`crate::rate`].
     pub target_ratio: Option<f64>,
+    /// Quality control: the smallest codebooks per scale that reach this
+    /// PSNR (dB, over the original's range) at the finest scale, training
+    /// that scale wider when they cannot. Overrides `quantization`.
+    pub target_psnr: Option<f64>,
     pub seed: u64,
 }
 
@@ -89,6 +103,7 @@ impl Default for EncodeOptions {
             train: TrainOptions::default(),
             quantization: None,
             target_ratio: None,
+            target_psnr: None,
             seed: 1,
         }
     }
@@ -120,8 +135,8 @@ pub struct EncodeReport {
     pub reconstruction: Option<Volume>,
     /// Hidden-layer width per scale (rate control chooses them).
     pub widths: Vec<u16>,
-    /// Codebook index bits per scale (`None`: f32).
-    pub bits: Vec<Option<u8>>,
+    /// Codebook index bits per scale and tensor (`None`: f32).
+    pub bits: Vec<Option<TensorBits>>,
 }
 
 /// Default block edge: 16 for volumes of a million voxels or more, 8 below;
@@ -211,6 +226,14 @@ pub fn encode(
     let meta = serde_json::json!({ "name": name }).to_string();
     let codec = Codec::Best(crate::ZSTD_LEVEL);
     // Rate control: the target size, and each scale as the plan predicts it.
+    if let Some(p) = opts.target_psnr {
+        if !p.is_finite() || p <= 0.0 {
+            bail!("--psnr must be a positive number of dB, got {p}");
+        }
+        if opts.target_ratio.is_some() {
+            bail!("--psnr and --ratio cannot be asked for together");
+        }
+    }
     let plan = match opts.target_ratio {
         None => None,
         Some(ratio) => {
@@ -293,8 +316,8 @@ pub fn encode(
                 (arch, Some(budget))
             }
         };
-        report.widths.push(arch.hidden[0]);
         let epochs = opts.epochs[(level as usize).min(opts.epochs.len() - 1)];
+        let mut arch = arch;
         let section = if occupied.is_empty() {
             report.bits.push(None);
             let s = empty_section(level, &arch, grid.blocks.len());
@@ -311,59 +334,81 @@ pub fn encode(
                     values,
                 })
                 .collect();
-            let fitted = train::fit(
-                &samples,
-                &assignment,
-                n_mlps,
-                bsize,
-                &arch,
-                epochs,
-                &opts.train,
-                opts.seed.wrapping_add(level as u64),
-                progress,
-                level,
-                opts.scales,
-            )?;
-            let section = |q: Option<Quantization>| ScaleSection {
-                level,
-                arch: arch.clone(),
-                n_mlps: n_mlps as u32,
-                occupancy: occupancy.clone(),
-                assignment: assignment.iter().map(|&a| a as u32).collect(),
-                ranges: Tensor::f32(occupied.iter().flat_map(|b| [b.min, b.max]).collect()),
-                latents: quantize::tensor(&fitted.latents, None, q.map(|q| q.latent_bits)),
-                layers: fitted
-                    .layers
-                    .iter()
-                    .map(|(w, b)| LayerParams {
-                        weights: quantize::tensor(w, None, q.map(|q| q.weight_bits)),
-                        biases: quantize::tensor(b, None, q.map(|q| q.bias_bits)),
-                    })
-                    .collect(),
-            };
-            match budget {
-                // The largest codebook that keeps the archive within budget.
-                Some(budget) => {
-                    let mut chosen = None;
-                    for bits in rate::BITS.rev() {
-                        let s = section(Some(Quantization::all(bits)));
-                        let len = s.to_bytes(&header, codec).len() as u64;
-                        if written + len <= budget || bits == *rate::BITS.start() {
-                            chosen = Some((s, bits, len));
-                            break;
-                        }
+            let finest = level + 1 == opts.scales;
+            let mut widenings = 0;
+            loop {
+                let fitted = train::fit(
+                    &samples,
+                    &assignment,
+                    n_mlps,
+                    bsize,
+                    &arch,
+                    epochs,
+                    &opts.train,
+                    opts.seed.wrapping_add(level as u64),
+                    progress,
+                    level,
+                    opts.scales,
+                )?;
+                let mut sections = SectionBuilder {
+                    level,
+                    arch: &arch,
+                    n_mlps,
+                    occupancy: &occupancy,
+                    assignment: &assignment,
+                    ranges: Tensor::f32(occupied.iter().flat_map(|b| [b.min, b.max]).collect()),
+                    fitted: &fitted,
+                    quantized: HashMap::new(),
+                };
+                let layers = arch.layer_shapes().len();
+                let bits = match (budget, opts.target_psnr) {
+                    // The widest codebooks that keep the archive within budget.
+                    (Some(budget), _) => {
+                        let room = budget.saturating_sub(written);
+                        let (bits, len) = rate::fit_bits(&sections.counts(), room, |b| {
+                            sections.build(Some(b)).to_bytes(&header, codec).len() as u64
+                        });
+                        written += len;
+                        Some(bits)
                     }
-                    let (s, bits, len) = chosen.expect("the smallest width is always taken");
-                    written += len;
-                    report.bits.push(Some(bits));
-                    s
-                }
-                None => {
-                    report.bits.push(opts.quantization.map(|q| q.weight_bits));
-                    section(opts.quantization)
-                }
+                    // The narrowest codebooks that reach the PSNR asked for at
+                    // the finest scale, or that cost the coarser scales at
+                    // most COARSE_QUANTIZATION_LOSS over unquantized values.
+                    (None, Some(goal)) => {
+                        let mut psnr_of = |bits: Option<TensorBits>| {
+                            let mut r = rec.clone();
+                            r.add_scale(&sections.build(bits.as_ref()))?;
+                            let q = metrics::quality(&truth.data, r.current().0);
+                            anyhow::Ok(metrics::psnr(1.0, q.rmse))
+                        };
+                        let goal = if finest {
+                            goal
+                        } else {
+                            psnr_of(None)? - COARSE_QUANTIZATION_LOSS
+                        };
+                        let (bits, psnr) = rate::fewest_bits(goal, |b| {
+                            psnr_of(Some(TensorBits::uniform(b, layers)))
+                        })?;
+                        // Short of the goal even at the widest codebooks:
+                        // train the finest scale again with wider networks.
+                        if finest && psnr < goal && widenings < PSNR_WIDENINGS {
+                            widenings += 1;
+                            let width = (arch.hidden[0] as f32 * 1.4).ceil().min(128.0) as u16;
+                            arch.hidden.iter_mut().for_each(|w| *w = width);
+                            continue;
+                        }
+                        Some(TensorBits::uniform(bits, layers))
+                    }
+                    (None, None) => opts
+                        .quantization
+                        .map(|q| TensorBits::from_quantization(q, layers)),
+                };
+                let section = sections.build(bits.as_ref());
+                report.bits.push(bits);
+                break section;
             }
         };
+        report.widths.push(arch.hidden[0]);
         writer.add_scale(&section)?;
         rec.add_scale(&section)?;
         let (now, _) = rec.current();
@@ -378,6 +423,70 @@ pub fn encode(
     report.reconstruction = Some(rec.to_volume()?);
     writer.add_metadata(&meta)?;
     Ok((writer.finish()?, report))
+}
+
+/// A trained scale's section at any codebook widths; each tensor is
+/// quantized once per width however often the search asks for it.
+struct SectionBuilder<'a> {
+    level: u8,
+    arch: &'a Architecture,
+    n_mlps: usize,
+    occupancy: &'a [bool],
+    assignment: &'a [usize],
+    ranges: Tensor,
+    fitted: &'a Fitted,
+    quantized: HashMap<(usize, u8), Tensor>,
+}
+
+impl SectionBuilder<'_> {
+    /// A tensor's values, in [`TensorBits`] slot order.
+    fn slot(&self, slot: usize) -> &[f32] {
+        match slot {
+            0 => &self.fitted.latents,
+            s if s % 2 == 1 => &self.fitted.layers[(s - 1) / 2].0,
+            s => &self.fitted.layers[(s - 2) / 2].1,
+        }
+    }
+
+    /// Values per tensor, in slot order.
+    fn counts(&self) -> Vec<usize> {
+        (0..1 + 2 * self.fitted.layers.len())
+            .map(|s| self.slot(s).len())
+            .collect()
+    }
+
+    fn tensor(&mut self, slot: usize, bits: Option<u8>) -> Tensor {
+        match bits {
+            None => quantize::tensor(self.slot(slot), None, None),
+            Some(b) => {
+                if !self.quantized.contains_key(&(slot, b)) {
+                    let t = quantize::tensor(self.slot(slot), None, Some(b));
+                    self.quantized.insert((slot, b), t);
+                }
+                self.quantized[&(slot, b)].clone()
+            }
+        }
+    }
+
+    fn build(&mut self, bits: Option<&TensorBits>) -> ScaleSection {
+        let width = |slot: usize| bits.map(|b| b.slots()[slot]);
+        let layers = (0..self.fitted.layers.len())
+            .map(|l| LayerParams {
+                weights: self.tensor(1 + 2 * l, width(1 + 2 * l)),
+                biases: self.tensor(2 + 2 * l, width(2 + 2 * l)),
+            })
+            .collect();
+        ScaleSection {
+            level: self.level,
+            arch: self.arch.clone(),
+            n_mlps: self.n_mlps as u32,
+            occupancy: self.occupancy.to_vec(),
+            assignment: self.assignment.iter().map(|&a| a as u32).collect(),
+            ranges: self.ranges.clone(),
+            latents: self.tensor(0, width(0)),
+            layers,
+        }
+    }
 }
 
 /// A finer scale with nothing worth fitting: all blocks empty.

@@ -145,6 +145,67 @@ pub fn tensor(values: &[f32], mask: Option<&[bool]>, bits: Option<u8>) -> Tensor
     }
 }
 
+/// Codebook index widths of one scale section's tensors: its latents, and
+/// each layer's weights and biases. Rate control gives tensors different
+/// widths to fill a byte budget closely.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorBits {
+    /// Latents first, then weights and biases of layer 0, of layer 1, …
+    slots: Vec<u8>,
+}
+
+impl TensorBits {
+    /// The same width for every tensor of a section with `layers` layers.
+    pub fn uniform(bits: u8, layers: usize) -> TensorBits {
+        TensorBits {
+            slots: vec![bits; 1 + 2 * layers],
+        }
+    }
+
+    /// Latents, weights and biases as `Quantization` says.
+    pub fn from_quantization(q: crate::Quantization, layers: usize) -> TensorBits {
+        let mut slots = vec![q.latent_bits];
+        for _ in 0..layers {
+            slots.extend([q.weight_bits, q.bias_bits]);
+        }
+        TensorBits { slots }
+    }
+
+    pub fn latents(&self) -> u8 {
+        self.slots[0]
+    }
+
+    pub fn weights(&self, layer: usize) -> u8 {
+        self.slots[1 + 2 * layer]
+    }
+
+    pub fn biases(&self, layer: usize) -> u8 {
+        self.slots[2 + 2 * layer]
+    }
+
+    /// The widths in slot order: latents, then weights and biases per layer.
+    pub fn slots(&self) -> &[u8] {
+        &self.slots
+    }
+
+    pub fn slots_mut(&mut self) -> &mut [u8] {
+        &mut self.slots
+    }
+}
+
+/// "9" when all tensors share a width, else "8-9" (narrowest to widest).
+impl std::fmt::Display for TensorBits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lo = self.slots.iter().min().copied().unwrap_or(0);
+        let hi = self.slots.iter().max().copied().unwrap_or(0);
+        if lo == hi {
+            write!(f, "{lo}")
+        } else {
+            write!(f, "{lo}-{hi}")
+        }
+    }
+}
+
 /// `x` rounded to the nearest binary16 value, or `x` where that overflows.
 fn to_half(x: f32) -> f32 {
     let h = half::f16::from_f32(x).to_f32();

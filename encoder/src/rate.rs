@@ -7,14 +7,17 @@
 //! real occupancy known, the widest network whose prediction (this scale
 //! and the finer ones, at 9-bit codebooks) fits what is left is chosen —
 //! each scale section has its own architecture. After it is trained, the
-//! largest codebook (4–12 bits) whose *actual* coded section keeps the
-//! archive within this scale's budget is kept, so a misprediction is
-//! corrected scale by scale and the last scale lands the total.
+//! largest codebooks (4–12 bits, per tensor) whose *actual* coded section
+//! keeps the archive within this scale's budget are kept, so a
+//! misprediction is corrected scale by scale and the last scale lands the
+//! total.
 
+use anyhow::Result;
 use strata_format::Architecture;
 
 use crate::blocks::BlockGrid;
 use crate::pyramid::{self, Grid};
+use crate::quantize::TensorBits;
 
 /// Codebook index widths the per-scale search tries, largest first.
 pub const BITS: std::ops::RangeInclusive<u8> = 4..=12;
@@ -129,6 +132,90 @@ pub fn plan_scale(
     Some((width, written + (room * this / (this + rest)) as u64))
 }
 
+/// Codebook widths per tensor for a section that must fit in `room` bytes.
+/// First the widest width for all tensors that fits (bisection: a section
+/// grows with its codebooks), then tensors raised one bit at a time,
+/// smallest first (cheapest), for as long as the section still fits — so
+/// the budget that one width per section would overshoot or leave unused
+/// is filled. `counts` are the values per tensor in [`TensorBits`] slot
+/// order; `len` codes a section with the given widths and returns its
+/// bytes. When nothing fits, the narrowest widths and their length.
+pub fn fit_bits(
+    counts: &[usize],
+    room: u64,
+    mut len: impl FnMut(&TensorBits) -> u64,
+) -> (TensorBits, u64) {
+    let layers = (counts.len() - 1) / 2;
+    let (mut lo, mut hi) = (*BITS.start(), *BITS.end());
+    let mut best = (
+        TensorBits::uniform(lo, layers),
+        len(&TensorBits::uniform(lo, layers)),
+    );
+    if best.1 > room {
+        return best;
+    }
+    // Invariant: width lo fits (best holds it), hi + 1 does not.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        let bits = TensorBits::uniform(mid, layers);
+        let n = len(&bits);
+        if n <= room {
+            lo = mid;
+            best = (bits, n);
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by_key(|&s| counts[s]);
+    for _ in 0..2 {
+        let mut raised = false;
+        for &slot in &order {
+            let now = best.0.slots()[slot];
+            // A tensor's codebook holds at most one entry per 8 values
+            // (quantize::tensor): past that a wider index changes nothing.
+            if now >= *BITS.end() || counts[slot].div_ceil(8) <= 1 << now {
+                continue;
+            }
+            let mut bits = best.0.clone();
+            bits.slots_mut()[slot] = now + 1;
+            let n = len(&bits);
+            if n <= room {
+                best = (bits, n);
+                raised = true;
+            }
+        }
+        if !raised {
+            break;
+        }
+    }
+    best
+}
+
+/// For `--psnr`: the narrowest codebook width (one for all tensors) whose
+/// reconstruction reaches `goal` dB, by bisection (PSNR grows with the
+/// width). `psnr(bits)` measures it. When even the widest falls short, the
+/// widest and its PSNR.
+pub fn fewest_bits(goal: f64, mut psnr: impl FnMut(u8) -> Result<f64>) -> Result<(u8, f64)> {
+    let (mut lo, mut hi) = (*BITS.start(), *BITS.end());
+    let mut best = (hi, psnr(hi)?);
+    if best.1 < goal {
+        return Ok(best);
+    }
+    // Invariant: width hi reaches the goal (best holds it), lo - 1 does not.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let p = psnr(mid)?;
+        if p >= goal {
+            hi = mid;
+            best = (mid, p);
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(best)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +267,50 @@ mod tests {
         // Unreachable: nothing fits in 1 kB, or in what is already spent.
         assert!(plan_scale(&scales, 0, scales[0], &arch(24), 200, 1000).is_none());
         assert!(plan_scale(&scales, 2, scales[2], &arch(24), 600_000, 500_000).is_none());
+    }
+
+    #[test]
+    fn bits_fill_the_room_tensor_by_tensor() {
+        // A section of 1 latent tensor and 2 layers; its length is the sum
+        // of values × bits / 8.
+        let counts = [8_000, 400_000, 4_000, 40_000, 40];
+        let len = |b: &TensorBits| -> u64 {
+            counts
+                .iter()
+                .zip(b.slots())
+                .map(|(&c, &w)| (c * w as usize / 8) as u64)
+                .sum()
+        };
+        let all9 = len(&TensorBits::uniform(9, 2));
+        let all10 = len(&TensorBits::uniform(10, 2));
+        let room = (all9 + all10) / 2;
+        let (bits, n) = fit_bits(&counts, room, len);
+        assert_eq!(n, len(&bits));
+        assert!(n <= room);
+        // The large weight tensor stays at 9, the smaller ones are raised
+        // as far as their codebooks can grow (8,000 values: 1,000 entries).
+        assert_eq!(bits.weights(0), 9);
+        assert_eq!(bits.latents(), 10);
+        assert!(bits.weights(1) >= 10);
+        // 4,000 values have at most 500 entries: 9 bits already hold them.
+        assert_eq!(bits.biases(0), 9);
+        assert!(n > all9);
+        // Plenty of room: the widest; none: the narrowest, and its length.
+        let (wide, _) = fit_bits(&counts, u64::MAX, len);
+        assert_eq!(wide, TensorBits::uniform(*BITS.end(), 2));
+        let (narrow, n) = fit_bits(&counts, 10, len);
+        assert_eq!(narrow, TensorBits::uniform(*BITS.start(), 2));
+        assert!(n > 10);
+    }
+
+    #[test]
+    fn fewest_bits_reaches_the_goal_with_the_narrowest_codebooks() {
+        // 6 dB per bit, from 20 dB at 4 bits.
+        let psnr = |b: u8| Ok(20.0 + 6.0 * (b - 4) as f64);
+        assert_eq!(fewest_bits(37.0, psnr).unwrap(), (7, 38.0));
+        assert_eq!(fewest_bits(38.0, psnr).unwrap(), (7, 38.0));
+        assert_eq!(fewest_bits(10.0, psnr).unwrap(), (4, 20.0));
+        // Out of reach: the widest, and what it gives.
+        assert_eq!(fewest_bits(99.0, psnr).unwrap(), (12, 68.0));
     }
 }

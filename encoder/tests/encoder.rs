@@ -253,3 +253,48 @@ fn ratio_control_lands_within_ten_percent_and_decodes_as_encoded() {
         .to_string();
     assert!(e.contains("out of reach"), "{e}");
 }
+
+#[test]
+fn psnr_control_reaches_the_goal_with_fewer_bits_for_an_easier_one() {
+    let v = volume([32, 32, 32, 1], |x, y, z, _| {
+        (2.0 * x).sin() * (3.0 * y).cos() + z
+    });
+    let mut opts = quick(80);
+    opts.block = Some([8, 8, 8]);
+    let psnr_of = |bytes: &[u8]| {
+        let a = Archive::read(bytes, &Limits::default()).unwrap();
+        let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
+        let q = strata::metrics::quality(&v.data, &decoded.data);
+        (q.psnr, decoded)
+    };
+    // What the widest codebooks reach after this little training (a small
+    // volume's tensors are short, so their codebooks, capped at one entry
+    // per 8 values, cost dB even at 12 bits).
+    opts.quantization = Some(strata::Quantization::all(12));
+    let (widest, _) = encode(&v, "smooth", &opts, &mut ()).unwrap();
+    let (best, _) = psnr_of(&widest);
+    let mut finest_bits = Vec::new();
+    for goal in [best - 8.0, best - 0.3] {
+        opts.target_psnr = Some(goal);
+        let (bytes, report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
+        let (psnr, decoded) = psnr_of(&bytes);
+        eprintln!(
+            "--psnr {goal:.2}: {psnr:.2} dB, {} bytes, bits {:?}",
+            bytes.len(),
+            report.bits
+        );
+        assert!(psnr >= goal, "asked {goal:.2} dB, got {psnr:.2}");
+        assert_eq!(Some(decoded), report.reconstruction);
+        finest_bits.push(report.bits.last().unwrap().clone().unwrap().slots()[1]);
+    }
+    assert!(
+        finest_bits[0] < finest_bits[1],
+        "an easier goal should take narrower codebooks: {finest_bits:?}"
+    );
+    // Nonsense goals are refused with a message.
+    opts.target_psnr = Some(f64::NAN);
+    let e = encode(&v, "smooth", &opts, &mut ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--psnr"), "{e}");
+}

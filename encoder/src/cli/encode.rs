@@ -114,7 +114,7 @@ pub fn run(args: Args) -> Result<()> {
             report
                 .bits
                 .iter()
-                .map(|b| b.map_or("f32".to_string(), |b| b.to_string()))
+                .map(|b| b.as_ref().map_or("f32".to_string(), |b| b.to_string()))
                 .collect::<Vec<_>>()
                 .join("/")
         );

@@ -86,6 +86,7 @@ pub fn add_blocks(model: &ScaleModel, grid: &mut [f32]) {
 
 /// The reconstruction so far, in normalized units, at the finest level
 /// decoded yet. Feed it scale sections coarsest first as they arrive.
+#[derive(Clone)]
 pub struct Reconstruction {
     header: Header,
     levels_done: u8,
