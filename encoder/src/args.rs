@@ -61,6 +61,10 @@ pub struct EncodeArgs {
     /// trained again up to twice, 1.4× wider each time, when they cannot.
     #[arg(long, value_name = "P", conflicts_with_all = ["ratio", "bits"])]
     pub psnr: Option<f64>,
+    /// Block-guided pruning: the sparsity of the prunable weights and
+    /// biases after each round, ascending (ECNR's static setting: 0.2 0.3).
+    #[arg(long, num_args = 1.., value_name = "S")]
+    prune: Vec<f32>,
     /// Where to train.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -93,6 +97,11 @@ impl EncodeArgs {
             [x, y, z] => Some([*x, *y, *z]),
             _ => bail!("--block takes one edge or three (x y z)"),
         };
+        if args.prune.iter().any(|s| !(0.0..1.0).contains(s))
+            || args.prune.windows(2).any(|w| w[1] < w[0])
+        {
+            bail!("--prune takes ascending sparsities in [0, 1), e.g. 0.2 0.3");
+        }
         Ok(EncodeOptions {
             scales: args.scales,
             block,
@@ -112,6 +121,7 @@ impl EncodeArgs {
                 learning_rate: args.lr,
                 final_lr: args.final_lr,
                 max_steps: args.max_steps,
+                prune: args.prune,
                 ..TrainOptions::default()
             },
             quantization: args

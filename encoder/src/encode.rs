@@ -226,6 +226,7 @@ pub fn encode(
     let meta = serde_json::json!({ "name": name }).to_string();
     let codec = Codec::Best(crate::ZSTD_LEVEL);
     // Rate control: the target size, and each scale as the plan predicts it.
+    let sparsity = opts.train.prune.last().copied().unwrap_or(0.0) as f64;
     if let Some(p) = opts.target_psnr {
         if !p.is_finite() || p <= 0.0 {
             bail!("--psnr must be a positive number of dB, got {p}");
@@ -246,7 +247,17 @@ pub fn encode(
             let scales = rate::plan_scales(&levels, bsize, &per_mlp, opts.empty_threshold);
             let header_bytes = strata_format::header_len(opts.scales as usize + 1) as u64;
             // Fail before any training when the plan cannot fit at all.
-            if rate::plan_scale(&scales, 0, scales[0], &template, header_bytes, target).is_none() {
+            if rate::plan_scale(
+                &scales,
+                0,
+                scales[0],
+                &template,
+                header_bytes,
+                target,
+                sparsity,
+            )
+            .is_none()
+            {
                 bail!(
                     "ratio {ratio} is out of reach with blocks of {block:?}: even 4-wide networks are too large; try a larger --block"
                 );
@@ -303,7 +314,15 @@ pub fn encode(
                     mlps: n_mlps,
                 };
                 let (width, budget) =
-                    rate::plan_scale(planned, level as usize, actual, &template, written, *target)
+                    rate::plan_scale(
+                        planned,
+                        level as usize,
+                        actual,
+                        &template,
+                        written,
+                        *target,
+                        sparsity,
+                    )
                         .ok_or_else(|| {
                             anyhow::anyhow!(
                                 "ratio {ratio} is out of reach with blocks of {block:?}: even 4-wide networks are too large at scale {level}; try a larger --block"
@@ -439,28 +458,38 @@ struct SectionBuilder<'a> {
 }
 
 impl SectionBuilder<'_> {
-    /// A tensor's values, in [`TensorBits`] slot order.
-    fn slot(&self, slot: usize) -> &[f32] {
+    /// A tensor's values and pruning mask, in [`TensorBits`] slot order.
+    fn slot(&self, slot: usize) -> (&[f32], Option<&[bool]>) {
         match slot {
-            0 => &self.fitted.latents,
-            s if s % 2 == 1 => &self.fitted.layers[(s - 1) / 2].0,
-            s => &self.fitted.layers[(s - 2) / 2].1,
+            0 => (&self.fitted.latents, None),
+            s if s % 2 == 1 => {
+                let l = (s - 1) / 2;
+                (&self.fitted.layers[l].0, self.fitted.masks[l].0.as_deref())
+            }
+            s => {
+                let l = (s - 2) / 2;
+                (&self.fitted.layers[l].1, self.fitted.masks[l].1.as_deref())
+            }
         }
     }
 
-    /// Values per tensor, in slot order.
+    /// Values kept (not pruned) per tensor, in slot order.
     fn counts(&self) -> Vec<usize> {
         (0..1 + 2 * self.fitted.layers.len())
-            .map(|s| self.slot(s).len())
+            .map(|s| match self.slot(s) {
+                (_, Some(mask)) => mask.iter().filter(|&&k| k).count(),
+                (values, None) => values.len(),
+            })
             .collect()
     }
 
     fn tensor(&mut self, slot: usize, bits: Option<u8>) -> Tensor {
+        let (values, mask) = self.slot(slot);
         match bits {
-            None => quantize::tensor(self.slot(slot), None, None),
+            None => quantize::tensor(values, mask, None),
             Some(b) => {
                 if !self.quantized.contains_key(&(slot, b)) {
-                    let t = quantize::tensor(self.slot(slot), None, Some(b));
+                    let t = quantize::tensor(values, mask, Some(b));
                     self.quantized.insert((slot, b), t);
                 }
                 self.quantized[&(slot, b)].clone()

@@ -10,6 +10,7 @@ pub mod blocks;
 pub mod cluster;
 pub mod encode;
 pub mod metrics;
+pub mod prune;
 pub mod pyramid;
 pub mod quantize;
 pub mod rate;

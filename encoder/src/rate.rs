@@ -76,9 +76,11 @@ pub fn plan_scales(
         .collect()
 }
 
-/// Predicted bytes of one scale section.
-pub fn predict_scale(s: &PlannedScale, arch: &Architecture, bits: u8) -> f64 {
+/// Predicted bytes of one scale section whose prunable tensors (see
+/// [`crate::prune::prunable`]) keep `1 - sparsity` of their values.
+pub fn predict_scale(s: &PlannedScale, arch: &Architecture, bits: u8, sparsity: f64) -> f64 {
     let shapes = arch.layer_shapes();
+    let last = shapes.len() - 1;
     let coded = |count: usize| {
         // A tensor's codebook holds at most one entry per 8 values (quantize::tensor), binary16 each,
         // so its indices are only as wide as that codebook needs.
@@ -86,9 +88,24 @@ pub fn predict_scale(s: &PlannedScale, arch: &Architecture, bits: u8) -> f64 {
         let width = usize::BITS - (k - 1).leading_zeros();
         count as f64 * width as f64 / 8.0 * INDEX_CODING + k as f64 * 2.0
     };
+    // A pruned tensor: its kept values, and a mask the range coder codes
+    // at about the binary entropy of the sparsity per value.
+    let pruned = |count: usize| {
+        let p = sparsity.clamp(1e-6, 1.0 - 1e-6);
+        let entropy = -(p * p.log2() + (1.0 - p) * (1.0 - p).log2());
+        coded((count as f64 * (1.0 - sparsity)).round() as usize) + count as f64 * entropy / 8.0
+    };
+    let tensor = |count: usize, prunable: bool| {
+        if prunable && sparsity > 0.0 {
+            pruned(count)
+        } else {
+            coded(count)
+        }
+    };
     let layers: f64 = shapes
         .iter()
-        .map(|(i, o)| coded(s.mlps * i * o) + coded(s.mlps * o))
+        .enumerate()
+        .map(|(l, (i, o))| tensor(s.mlps * i * o, l < last) + tensor(s.mlps * o, l > 0 && l < last))
         .sum();
     let latents = coded(s.occupied * arch.latent_dim as usize);
     SECTION_FRAMING + layers + latents + s.occupied as f64 * 8.0 + s.occupied as f64 / 4.0
@@ -109,6 +126,7 @@ pub fn plan_scale(
     template: &Architecture,
     written: u64,
     target_bytes: u64,
+    sparsity: f64,
 ) -> Option<(u16, u64)> {
     let arch_of = |w: u16| Architecture {
         hidden: vec![w; template.hidden.len()],
@@ -116,10 +134,10 @@ pub fn plan_scale(
     };
     let stray = actual.occupied.max(1) as f64 / planned[level].occupied.max(1) as f64;
     let sizes = |w: u16| {
-        let this = predict_scale(&actual, &arch_of(w), PLAN_BITS);
+        let this = predict_scale(&actual, &arch_of(w), PLAN_BITS, sparsity);
         let rest: f64 = planned[level + 1..]
             .iter()
-            .map(|s| stray.min(50.0) * predict_scale(s, &arch_of(w), PLAN_BITS))
+            .map(|s| stray.min(50.0) * predict_scale(s, &arch_of(w), PLAN_BITS, sparsity))
             .sum();
         (this, rest)
     };
@@ -245,28 +263,38 @@ mod tests {
             },
         ];
         let (wide, big_budget) =
-            plan_scale(&scales, 0, scales[0], &arch(24), 200, 2_000_000).unwrap();
-        let (narrow, budget) = plan_scale(&scales, 0, scales[0], &arch(24), 200, 500_000).unwrap();
+            plan_scale(&scales, 0, scales[0], &arch(24), 200, 2_000_000, 0.0).unwrap();
+        let (narrow, budget) =
+            plan_scale(&scales, 0, scales[0], &arch(24), 200, 500_000, 0.0).unwrap();
         assert!(narrow < wide, "{narrow} vs {wide}");
         assert!(budget < big_budget && budget > 200);
         // The last scale gets all that is left.
-        let (_, last) = plan_scale(&scales, 2, scales[2], &arch(24), 300_000, 500_000).unwrap();
+        let (_, last) =
+            plan_scale(&scales, 2, scales[2], &arch(24), 300_000, 500_000, 0.0).unwrap();
         assert_eq!(last, 500_000);
         // More occupied blocks than planned: a narrower network for the rest.
         let busy = PlannedScale {
             occupied: 800,
             mlps: 400,
         };
-        let (w_busy, _) = plan_scale(&scales, 1, busy, &arch(24), 50_000, 500_000).unwrap();
-        let (w_plan, _) = plan_scale(&scales, 1, scales[1], &arch(24), 50_000, 500_000).unwrap();
+        let (w_busy, _) = plan_scale(&scales, 1, busy, &arch(24), 50_000, 500_000, 0.0).unwrap();
+        let (w_plan, _) =
+            plan_scale(&scales, 1, scales[1], &arch(24), 50_000, 500_000, 0.0).unwrap();
         assert!(w_busy < w_plan);
         // Predicted size grows with width and with bits.
         let s = scales[2];
-        assert!(predict_scale(&s, &arch(32), 9) > predict_scale(&s, &arch(16), 9));
-        assert!(predict_scale(&s, &arch(16), 10) > predict_scale(&s, &arch(16), 9));
+        assert!(predict_scale(&s, &arch(32), 9, 0.0) > predict_scale(&s, &arch(16), 9, 0.0));
+        assert!(predict_scale(&s, &arch(16), 10, 0.0) > predict_scale(&s, &arch(16), 9, 0.0));
+        // Pruning 30% saves more index bytes than its masks cost.
+        let dense = predict_scale(&s, &arch(32), 9, 0.0);
+        let pruned = predict_scale(&s, &arch(32), 9, 0.3);
+        assert!(
+            pruned < 0.9 * dense && pruned > 0.7 * dense,
+            "{pruned} vs {dense}"
+        );
         // Unreachable: nothing fits in 1 kB, or in what is already spent.
-        assert!(plan_scale(&scales, 0, scales[0], &arch(24), 200, 1000).is_none());
-        assert!(plan_scale(&scales, 2, scales[2], &arch(24), 600_000, 500_000).is_none());
+        assert!(plan_scale(&scales, 0, scales[0], &arch(24), 200, 1000, 0.0).is_none());
+        assert!(plan_scale(&scales, 2, scales[2], &arch(24), 600_000, 500_000, 0.0).is_none());
     }
 
     #[test]

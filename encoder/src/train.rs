@@ -12,6 +12,14 @@ use strata_format::synth::SplitMix;
 use strata_format::Architecture;
 
 use crate::encode::Progress;
+use crate::prune::{self, Exchange, GroupState};
+
+/// With pruning, the rounds and their fine-tuning take this share of a
+/// scale's steps, at the end, in equal parts.
+const PRUNE_SHARE: f64 = 0.4;
+/// Each pruning round's fine-tuning starts at this fraction of the previous
+/// phase's learning rate.
+const ROUND_LR: f64 = 0.5;
 
 /// Where training runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +44,10 @@ pub struct TrainOptions {
     /// CPU threads (groups of MLPs trained side by side); `None`: all cores.
     /// The result does not depend on it.
     pub threads: Option<usize>,
+    /// Block-guided pruning: the sparsity of the prunable tensors after
+    /// each round, ascending (ECNR's static setting: 0.2, 0.3); empty: no
+    /// pruning. See [`crate::prune`].
+    pub prune: Vec<f32>,
 }
 
 impl Default for TrainOptions {
@@ -48,6 +60,7 @@ impl Default for TrainOptions {
             weight_decay: 2e-5,
             max_steps: None,
             threads: None,
+            prune: Vec::new(),
         }
     }
 }
@@ -61,8 +74,11 @@ pub struct BlockSamples {
 
 /// Trained parameters, in the archive's layout: per layer weights
 /// `[m][in][out]` and biases `[m][out]`; latents `[block][latent_dim]`.
+/// Pruned values are exactly zero and cleared in the layer's masks.
 pub struct Fitted {
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Per layer, the weights' and the biases' masks (`None`: not pruned).
+    pub masks: Vec<(Option<Vec<bool>>, Option<Vec<bool>>)>,
     pub latents: Vec<f32>,
 }
 
@@ -92,10 +108,15 @@ impl<const D: usize> Param<D> {
         }
     }
 
-    fn step(&mut self, adam: &Adam, lr: f64, grads: &mut Gradients) {
+    /// One Adam step; pruned values (cleared in `mask`) stay exactly zero.
+    fn step(&mut self, adam: &Adam, lr: f64, grads: &mut Gradients, mask: Option<&Tensor<D>>) {
         if let Some(g) = self.value.grad_remove(grads) {
             // Update outside the autodiff graph, then make a fresh leaf.
             let (v, s) = adam.step(lr, self.value.clone().inner(), g, self.state.take());
+            let v = match mask {
+                Some(m) => v * m.clone(),
+                None => v,
+            };
             self.value = v.autodiff().require_grad();
             self.state = s;
         }
@@ -122,6 +143,9 @@ struct Job<'a> {
     arch: &'a Architecture,
     steps: usize,
     opts: &'a TrainOptions,
+    /// This group's number, and where the groups meet to prune.
+    group: usize,
+    exchange: &'a Exchange,
 }
 
 /// Fits `assignment.len()` blocks with `m` MLPs (`assignment[b]` = MLP of
@@ -170,7 +194,10 @@ pub fn fit(
         Device::Gpu => 1,
     };
     let bounds: Vec<usize> = (0..=groups).map(|g| g * m / groups).collect();
+    let exchange = Exchange::new(groups);
     let job = |g: usize| Job {
+        group: g,
+        exchange: &exchange,
         first_mlp: bounds[g],
         blocks,
         members: members[bounds[g]..bounds[g + 1]].to_vec(),
@@ -203,6 +230,7 @@ pub fn fit(
         .iter()
         .map(|&(i, o)| (Vec::with_capacity(m * i * o), Vec::with_capacity(m * o)))
         .collect();
+    let mut masks: Vec<(Option<Vec<bool>>, Option<Vec<bool>>)> = vec![(None, None); shapes.len()];
     let mut latents = vec![0f32; blocks.len() * latent_dim];
     for (g, result) in results.into_iter().enumerate() {
         let fitted = result?;
@@ -210,13 +238,24 @@ pub fn fit(
             dst.0.extend(src.0);
             dst.1.extend(src.1);
         }
+        for (dst, src) in masks.iter_mut().zip(fitted.masks) {
+            for (d, s) in [(&mut dst.0, src.0), (&mut dst.1, src.1)] {
+                if let Some(s) = s {
+                    d.get_or_insert_with(Vec::new).extend(s);
+                }
+            }
+        }
         let own = members[bounds[g]..bounds[g + 1]].iter().flatten();
         for (slot, &b) in own.enumerate() {
             latents[b * latent_dim..(b + 1) * latent_dim]
                 .copy_from_slice(&fitted.latents[slot * latent_dim..(slot + 1) * latent_dim]);
         }
     }
-    Ok(Fitted { layers, latents })
+    Ok(Fitted {
+        layers,
+        masks,
+        latents,
+    })
 }
 
 /// Uniform values in [-a, a) as a tensor whose first axis is the MLP; each
@@ -265,19 +304,36 @@ fn sine(y: Tensor<3>, omega0: f32, device: Device) -> Tensor<3> {
     y * c.autodiff() + offset.autodiff()
 }
 
-/// The learning rate at `step` of `steps`: a cosine from the initial rate
-/// to `final_lr` of it. Small steps late let each MLP settle into its
-/// minimum instead of rattling around it.
-fn learning_rate(opts: &TrainOptions, step: usize, steps: usize) -> f64 {
-    let progress = step as f64 / steps.max(1) as f64;
+/// Where the training phases start: step 0, then each pruning round, the
+/// rounds spread evenly over the last `PRUNE_SHARE` of the steps.
+fn phases(steps: usize, rounds: usize) -> Vec<usize> {
+    let mut starts = vec![0];
+    for r in 1..=rounds {
+        let left = PRUNE_SHARE * (rounds - r + 1) as f64 / rounds as f64;
+        starts.push((steps as f64 * (1.0 - left)).round() as usize);
+    }
+    starts
+}
+
+/// The learning rate at `step` of `steps`: in each phase (see [`phases`]) a
+/// cosine from its peak down to `final_lr` of it; the first phase's peak
+/// is the initial rate, each round's `ROUND_LR` of the one before. Small
+/// steps late let each MLP settle into its minimum instead of rattling
+/// around it; a round's fine-tuning starts gentler than the training.
+fn learning_rate(opts: &TrainOptions, step: usize, starts: &[usize], steps: usize) -> f64 {
+    let p = starts.partition_point(|&s| s <= step).max(1) - 1;
+    let end = starts.get(p + 1).copied().unwrap_or(steps);
+    let progress = (step - starts[p]) as f64 / (end - starts[p]).max(1) as f64;
     let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-    opts.learning_rate * (opts.final_lr + (1.0 - opts.final_lr) * cosine)
+    let peak = opts.learning_rate * ROUND_LR.powi(p as i32);
+    peak * (opts.final_lr + (1.0 - opts.final_lr) * cosine)
 }
 
 /// Trains one group of MLPs; latents come back in the order of the group's
 /// blocks (MLP by MLP, each MLP's blocks in order).
 fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted> {
-    let dev = device(job.opts.device)?.autodiff();
+    let base = device(job.opts.device)?;
+    let dev = base.clone().autodiff();
     let m = job.members.len();
     let n = job.opts.batch.max(1);
     let arch = job.arch;
@@ -335,11 +391,65 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
         .with_weight_decay(Some(WeightDecayConfig::new(job.opts.weight_decay)))
         .build();
 
+    // Pruning: the rounds' steps, the prunable tensors, their masks.
+    let starts = phases(job.steps, job.opts.prune.len());
+    let targets = prune::prunable(shapes.len());
+    let mut kept: Vec<Vec<bool>> = targets
+        .iter()
+        .map(|&(l, bias)| {
+            let (i, o) = shapes[l];
+            vec![true; if bias { m * o } else { m * i * o }]
+        })
+        .collect();
+    let mut weight_masks: Vec<Option<Tensor<3>>> = vec![None; shapes.len()];
+    let mut bias_masks: Vec<Option<Tensor<3>>> = vec![None; shapes.len()];
+    let mut mlp_losses = vec![0f32; m];
+    let mut round = 0;
+    // A group that fails keeps meeting the others at the pruning rounds
+    // (they wait for it there) and reports its error at the end.
+    let mut failed: Option<anyhow::Error> = None;
+
     let mut coords = vec![0f32; m * n * 3];
     let mut target = vec![0f32; m * n];
     let mut which = vec![0i64; m * n];
     let bs = job.block_size;
     for step in 0..job.steps {
+        while round + 1 < starts.len() && step == starts[round + 1] {
+            let state = GroupState {
+                values: targets
+                    .iter()
+                    .map(|&(l, bias)| if bias { &biases[l] } else { &weights[l] }.to_vec())
+                    .collect(),
+                kept: kept.clone(),
+                losses: mlp_losses.clone(),
+            };
+            let sparsity = job.opts.prune[round];
+            let masks = job.exchange.round(job.group, round, state, sparsity);
+            for ((&(l, bias), mask), k) in targets.iter().zip(masks).zip(kept.iter_mut()) {
+                let (i, o) = shapes[l];
+                let shape = if bias { [m, 1, o] } else { [m, i, o] };
+                let ones: Vec<f32> = mask.iter().map(|&keep| keep as u8 as f32).collect();
+                let t = Tensor::<3>::from_data(TensorData::new(ones, shape), &base);
+                let p = if bias {
+                    &mut biases[l]
+                } else {
+                    &mut weights[l]
+                };
+                p.value = (p.value.clone().inner() * t.clone())
+                    .autodiff()
+                    .require_grad();
+                if bias {
+                    bias_masks[l] = Some(t);
+                } else {
+                    weight_masks[l] = Some(t);
+                }
+                *k = mask;
+            }
+            round += 1;
+        }
+        if failed.is_some() {
+            continue;
+        }
         // A random batch of voxels per MLP, each from a random block of its own.
         for (k, (mine, rng)) in job.members.iter().zip(rngs.iter_mut()).enumerate() {
             for s in 0..n {
@@ -376,24 +486,50 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
                 y
             };
         }
+        let squared = (h - t).square();
+        // Each MLP's loss just before a pruning round ranks its parameters.
+        if round + 1 < starts.len() && step + 1 == starts[round + 1] {
+            let sums = squared.clone().inner().sum_dim(1).into_data();
+            mlp_losses = sums.try_to_vec::<f32>().expect("f32 tensor");
+            mlp_losses.iter_mut().for_each(|l| *l /= n as f32);
+        }
         // Sum of per-MLP MSEs: each MLP gets the gradient it would alone
         // (and exactly the same whatever the group size).
-        let loss = (h - t).square().sum().mul_scalar(1.0 / n as f32);
+        let loss = squared.sum().mul_scalar(1.0 / n as f32);
         let report = step % 25 == 0 || step + 1 == job.steps;
         let loss_value = report.then(|| loss.clone().inner().into_scalar::<f32>() / m as f32);
         let mut grads = loss.backward();
-        let lr = learning_rate(job.opts, step, job.steps);
-        for p in weights.iter_mut().chain(biases.iter_mut()) {
-            p.step(&adam, lr, &mut grads);
+        let lr = learning_rate(job.opts, step, &starts, job.steps);
+        for (l, p) in weights.iter_mut().enumerate() {
+            p.step(&adam, lr, &mut grads, weight_masks[l].as_ref());
+        }
+        for (l, p) in biases.iter_mut().enumerate() {
+            p.step(&adam, lr, &mut grads, bias_masks[l].as_ref());
         }
         if let Some(lat) = latents.as_mut() {
-            lat.step(&adam, lr, &mut grads);
+            lat.step(&adam, lr, &mut grads, None);
         }
         if let Some(l) = loss_value {
             if !l.is_finite() {
-                bail!("training diverged at step {step} (loss {l})");
+                failed = Some(anyhow::anyhow!(
+                    "training diverged at step {step} (loss {l})"
+                ));
+                continue;
             }
             progress.step(step + 1, l);
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let mut masks: Vec<(Option<Vec<bool>>, Option<Vec<bool>>)> = vec![(None, None); shapes.len()];
+    if !job.opts.prune.is_empty() {
+        for (&(l, bias), k) in targets.iter().zip(kept) {
+            if bias {
+                masks[l].1 = Some(k);
+            } else {
+                masks[l].0 = Some(k);
+            }
         }
     }
     Ok(Fitted {
@@ -402,6 +538,7 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
             .zip(&biases)
             .map(|(w, b)| (w.to_vec(), b.to_vec()))
             .collect(),
+        masks,
         latents: latents.map(|l| l.to_vec()).unwrap_or_default(),
     })
 }
@@ -419,7 +556,7 @@ mod tests {
         };
         let steps = 1000;
         let lrs: Vec<f64> = (0..=steps)
-            .map(|s| learning_rate(&opts, s, steps))
+            .map(|s| learning_rate(&opts, s, &[0], steps))
             .collect();
         assert!((lrs[0] - 1e-3).abs() < 1e-12);
         assert!((lrs[steps] - 5e-5).abs() < 1e-12);
@@ -427,8 +564,16 @@ mod tests {
         assert!(lrs.windows(2).all(|w| w[1] <= w[0]));
         let constant = TrainOptions {
             final_lr: 1.0,
-            ..opts
+            ..opts.clone()
         };
-        assert!((0..steps).all(|s| learning_rate(&constant, s, steps) == 1e-3));
+        assert!((0..steps).all(|s| learning_rate(&constant, s, &[0], steps) == 1e-3));
+        // Two pruning rounds: phases at 60% and 80%, each restarting lower.
+        let starts = phases(steps, 2);
+        assert_eq!(starts, vec![0, 600, 800]);
+        let lr = |s| learning_rate(&opts, s, &starts, steps);
+        assert!((lr(599) - 5e-5).abs() < 1e-7);
+        assert!((lr(600) - 0.5e-3).abs() < 1e-12);
+        assert!((lr(800) - 0.25e-3).abs() < 1e-12);
+        assert!((lr(999) - 0.25e-3 * 0.05).abs() < 1e-7);
     }
 }

@@ -298,3 +298,54 @@ fn psnr_control_reaches_the_goal_with_fewer_bits_for_an_easier_one() {
         .to_string();
     assert!(e.contains("--psnr"), "{e}");
 }
+
+#[test]
+fn pruning_keeps_the_outer_layers_and_zeroes_the_rest_for_good() {
+    let v = volume([32, 32, 32, 1], |x, y, z, _| {
+        (2.0 * x).sin() * (3.0 * y).cos() + z
+    });
+    let mut opts = quick(60);
+    opts.block = Some([8, 8, 8]);
+    opts.train.prune = vec![0.2, 0.4];
+    opts.quantization = Some(strata::Quantization::all(9));
+    let (bytes, report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
+    let a = Archive::read(&bytes, &Limits::default()).unwrap();
+    let scales = a.usable_scales();
+    assert_eq!(scales.len(), 3);
+    for s in &scales {
+        let last = s.layers.len() - 1;
+        for (l, layer) in s.layers.iter().enumerate() {
+            for (tensor, prunable) in [
+                (&layer.weights, l < last),
+                (&layer.biases, l > 0 && l < last),
+            ] {
+                if s.n_mlps == 0 {
+                    continue;
+                }
+                match (&tensor.mask, prunable) {
+                    (Some(mask), true) => {
+                        // 40% of the tensor, rounded, and at most a few
+                        // more where scores tie at the threshold.
+                        let pruned = mask.iter().filter(|k| !**k).count();
+                        let asked = (0.4 * mask.len() as f64).round() as usize;
+                        assert!(
+                            pruned >= asked && pruned <= asked + mask.len() / 20,
+                            "layer {l}: {pruned} of {} pruned",
+                            mask.len()
+                        );
+                        let dense = tensor.dense();
+                        assert!(mask.iter().zip(&dense).all(|(k, x)| *k || *x == 0.0));
+                    }
+                    (None, false) => {}
+                    (m, p) => panic!("layer {l}: mask {:?} on a tensor prunable={p}", m.is_some()),
+                }
+            }
+        }
+    }
+    let decoded = decode(&a.header, &scales, None).unwrap();
+    assert_eq!(Some(decoded), report.reconstruction);
+    // The same masks whatever the number of training threads.
+    opts.train.threads = Some(1);
+    let (one_thread, _) = encode(&v, "smooth", &opts, &mut ()).unwrap();
+    assert_eq!(one_thread, bytes);
+}
