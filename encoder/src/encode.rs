@@ -459,16 +459,16 @@ struct SectionBuilder<'a> {
 
 impl SectionBuilder<'_> {
     /// A tensor's values and pruning mask, in [`TensorBits`] slot order.
-    fn slot(&self, slot: usize) -> (&[f32], Option<&[bool]>) {
+    fn values(fitted: &Fitted, slot: usize) -> (&[f32], Option<&[bool]>) {
         match slot {
-            0 => (&self.fitted.latents, None),
+            0 => (&fitted.latents, None),
             s if s % 2 == 1 => {
                 let l = (s - 1) / 2;
-                (&self.fitted.layers[l].0, self.fitted.masks[l].0.as_deref())
+                (&fitted.layers[l].0, fitted.masks[l].0.as_deref())
             }
             s => {
                 let l = (s - 2) / 2;
-                (&self.fitted.layers[l].1, self.fitted.masks[l].1.as_deref())
+                (&fitted.layers[l].1, fitted.masks[l].1.as_deref())
             }
         }
     }
@@ -476,7 +476,7 @@ impl SectionBuilder<'_> {
     /// Values kept (not pruned) per tensor, in slot order.
     fn counts(&self) -> Vec<usize> {
         (0..1 + 2 * self.fitted.layers.len())
-            .map(|s| match self.slot(s) {
+            .map(|s| match SectionBuilder::values(self.fitted, s) {
                 (_, Some(mask)) => mask.iter().filter(|&&k| k).count(),
                 (values, None) => values.len(),
             })
@@ -484,16 +484,15 @@ impl SectionBuilder<'_> {
     }
 
     fn tensor(&mut self, slot: usize, bits: Option<u8>) -> Tensor {
-        let (values, mask) = self.slot(slot);
+        let fitted = self.fitted;
+        let (values, mask) = SectionBuilder::values(fitted, slot);
         match bits {
             None => quantize::tensor(values, mask, None),
-            Some(b) => {
-                if !self.quantized.contains_key(&(slot, b)) {
-                    let t = quantize::tensor(values, mask, Some(b));
-                    self.quantized.insert((slot, b), t);
-                }
-                self.quantized[&(slot, b)].clone()
-            }
+            Some(b) => self
+                .quantized
+                .entry((slot, b))
+                .or_insert_with(|| quantize::tensor(values, mask, Some(b)))
+                .clone(),
         }
     }
 

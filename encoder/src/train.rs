@@ -72,13 +72,16 @@ pub struct BlockSamples {
     pub values: Vec<f32>,
 }
 
+/// One layer's pruning masks, weights' and biases' (`None`: not pruned).
+pub type LayerMasks = (Option<Vec<bool>>, Option<Vec<bool>>);
+
 /// Trained parameters, in the archive's layout: per layer weights
 /// `[m][in][out]` and biases `[m][out]`; latents `[block][latent_dim]`.
 /// Pruned values are exactly zero and cleared in the layer's masks.
 pub struct Fitted {
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
     /// Per layer, the weights' and the biases' masks (`None`: not pruned).
-    pub masks: Vec<(Option<Vec<bool>>, Option<Vec<bool>>)>,
+    pub masks: Vec<LayerMasks>,
     pub latents: Vec<f32>,
 }
 
@@ -230,7 +233,7 @@ pub fn fit(
         .iter()
         .map(|&(i, o)| (Vec::with_capacity(m * i * o), Vec::with_capacity(m * o)))
         .collect();
-    let mut masks: Vec<(Option<Vec<bool>>, Option<Vec<bool>>)> = vec![(None, None); shapes.len()];
+    let mut masks: Vec<LayerMasks> = vec![(None, None); shapes.len()];
     let mut latents = vec![0f32; blocks.len() * latent_dim];
     for (g, result) in results.into_iter().enumerate() {
         let fitted = result?;
@@ -522,7 +525,7 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
     if let Some(e) = failed {
         return Err(e);
     }
-    let mut masks: Vec<(Option<Vec<bool>>, Option<Vec<bool>>)> = vec![(None, None); shapes.len()];
+    let mut masks: Vec<LayerMasks> = vec![(None, None); shapes.len()];
     if !job.opts.prune.is_empty() {
         for (&(l, bias), k) in targets.iter().zip(kept) {
             if bias {
