@@ -134,12 +134,20 @@ pub fn run(opts: &Options) -> Result<Outputs> {
         volume.data.len()
     );
     let mut rows = Vec::new();
-    for config in &configs {
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    for (k, config) in configs.iter().enumerate() {
         eprintln!("strata [{}]", config.label);
-        let row = strata_run::run(&volume, &name, config)?;
+        // Kept for `strata info` (byte breakdown) and `strata view`.
+        let keep = opts.out.join(format!("rd-{name}-strata{}.strata", k + 1));
+        let row = strata_run::run(&volume, &name, config, &keep)?;
         eprintln!(
-            "  strata [{}]: ratio {:.1}, PSNR {:.2} dB, encode {:.1} s",
-            config.label, row.ratio, row.psnr, row.encode_seconds
+            "  strata [{}]: ratio {:.1}, PSNR {:.2} dB, encode {:.1} s; wrote {}",
+            config.label,
+            row.ratio,
+            row.psnr,
+            row.encode_seconds,
+            keep.display()
         );
         rows.push(row);
     }
@@ -149,8 +157,6 @@ pub fn run(opts: &Options) -> Result<Outputs> {
         eprintln!("{} at ratios {targets:.1?}", codec.name());
         rows.extend(run_matched(codec, &volume, &targets, opts.tolerance)?);
     }
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let csv_path = opts.out.join(format!("rd-{name}.csv"));
     let png_path = opts.out.join(format!("rd-{name}.png"));
     csv::write(&csv_path, &rows)?;

@@ -3,6 +3,7 @@
 //! `strata` library, the archive decoded with the reference decoder, and the
 //! result measured like `strata eval` does.
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -94,9 +95,9 @@ impl Progress for Lines {
     }
 }
 
-/// Encodes `volume` with `config`, decodes the archive with the reference
-/// decoder and measures it.
-pub fn run(volume: &Volume, name: &str, config: &Config) -> Result<Row> {
+/// Encodes `volume` with `config` into the archive `keep`, decodes it with
+/// the reference decoder and measures it.
+pub fn run(volume: &Volume, name: &str, config: &Config, keep: &Path) -> Result<Row> {
     let mut progress = Lines {
         label: config.label.clone(),
         steps: 0,
@@ -106,6 +107,8 @@ pub fn run(volume: &Volume, name: &str, config: &Config) -> Result<Row> {
     let (bytes, _) = strata::encode(volume, name, &config.options, &mut progress)
         .with_context(|| format!("strata [{}]", config.label))?;
     let encode_seconds = t.elapsed().as_secs_f64();
+    strata_io::write_file_atomically(keep, &bytes)
+        .with_context(|| format!("cannot write {}", keep.display()))?;
     let archive = Archive::read(&bytes, &Limits::default())?;
     let e = strata::metrics::evaluate(volume, &archive)
         .with_context(|| format!("strata [{}] wrote an unusable archive", config.label))?;

@@ -185,6 +185,10 @@ fn rd_writes_csv_and_plot_with_a_row_per_run() {
     let strata = &o.rows[0];
     assert_eq!(strata.codec, "strata");
     assert!(strata.ratio > 1.0 && strata.psnr.is_finite(), "{strata:?}");
+    // The Strata archive is kept, and is the one measured.
+    let kept = std::fs::read(out.join("rd-synth-strata1.strata")).unwrap();
+    let voxels = 24.0 * 20.0 * 16.0;
+    assert!((voxels * 4.0 / kept.len() as f64 - strata.ratio).abs() < 1e-9);
     let text = std::fs::read_to_string(&o.csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(

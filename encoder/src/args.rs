@@ -41,7 +41,7 @@ pub struct EncodeArgs {
     #[arg(long, default_value_t = 1024)]
     batch: usize,
     /// Learning rate at the start of each scale.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-3)]
     lr: f64,
     /// Learning rate at the end of each scale, as a fraction of --lr (cosine decay; 1 = constant).
     #[arg(long, default_value_t = 0.05)]
