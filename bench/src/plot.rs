@@ -117,7 +117,8 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], references: &[Reference]) ->
     let (ylo, yhi) = points
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (x0, x1) = (xlo / 1.3, xhi * 1.3);
+    // Room on the right for the labels of the highest-ratio points.
+    let (x0, x1) = (xlo / 1.3, xhi * 2.2);
     // Ticks at 1, 2, 5 × powers of ten inside the axis.
     let ticks: Vec<f64> = (-3..=6)
         .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))

@@ -97,11 +97,6 @@ impl EncodeArgs {
             [x, y, z] => Some([*x, *y, *z]),
             _ => bail!("--block takes one edge or three (x y z)"),
         };
-        if args.prune.iter().any(|s| !(0.0..1.0).contains(s))
-            || args.prune.windows(2).any(|w| w[1] < w[0])
-        {
-            bail!("--prune takes ascending sparsities in [0, 1), e.g. 0.2 0.3");
-        }
         Ok(EncodeOptions {
             scales: args.scales,
             block,

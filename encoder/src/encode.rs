@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use strata_format::synth::SplitMix;
 use strata_format::{
     block_count, Architecture, ArchiveWriter, Codec, LayerParams, Reconstruction, ScaleSection,
-    Tensor, Volume, VolumeInfo,
+    Tensor, Volume, VolumeInfo, MAX_WIDTH,
 };
 
 use crate::blocks::BlockGrid;
@@ -227,6 +227,10 @@ pub fn encode(
     let codec = Codec::Best(crate::ZSTD_LEVEL);
     // Rate control: the target size, and each scale as the plan predicts it.
     let sparsity = opts.train.prune.last().copied().unwrap_or(0.0) as f64;
+    let prune = &opts.train.prune;
+    if prune.iter().any(|s| !(0.0..1.0).contains(s)) || prune.windows(2).any(|w| w[1] < w[0]) {
+        bail!("--prune takes ascending sparsities in [0, 1), e.g. 0.2 0.3; got {prune:?}");
+    }
     if let Some(p) = opts.target_psnr {
         if !p.is_finite() || p <= 0.0 {
             bail!("--psnr must be a positive number of dB, got {p}");
@@ -410,10 +414,11 @@ pub fn encode(
                         })?;
                         // Short of the goal even at the widest codebooks:
                         // train the finest scale again with wider networks.
-                        if finest && psnr < goal && widenings < PSNR_WIDENINGS {
+                        let now = arch.hidden[0];
+                        let wider = ((now as f32 * 1.4).ceil() as u16).min(MAX_WIDTH);
+                        if finest && psnr < goal && widenings < PSNR_WIDENINGS && wider > now {
                             widenings += 1;
-                            let width = (arch.hidden[0] as f32 * 1.4).ceil().min(128.0) as u16;
-                            arch.hidden.iter_mut().for_each(|w| *w = width);
+                            arch.hidden.iter_mut().for_each(|w| *w = wider);
                             continue;
                         }
                         Some(TensorBits::uniform(bits, layers))

@@ -7,7 +7,7 @@
 //! the scale, so the training threads (each owning a group of MLPs) meet at
 //! every round and take the same decision whatever their number.
 
-use std::sync::{Barrier, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// λ_b: the weight of the block-loss term (ECNR's).
 pub const BLOCK_WEIGHT: f32 = 0.1;
@@ -99,21 +99,70 @@ fn normalize(x: f32, lo: f32, hi: f32) -> f32 {
     }
 }
 
-/// Where the training threads meet at each pruning round.
+/// Where the training threads meet at each pruning round. A thread that
+/// leaves training early — an error, a panic — abandons the exchange (see
+/// [`Attendance`]), so the others stop waiting for it instead of hanging.
 pub struct Exchange {
-    barrier: Barrier,
+    groups: usize,
+    meeting: Mutex<Meeting>,
+    arrived: Condvar,
     states: Mutex<Vec<Option<GroupState>>>,
     /// Per round, every group's new masks (written by group 0).
     decided: Mutex<Vec<Vec<Vec<Vec<bool>>>>>,
 }
 
+#[derive(Default)]
+struct Meeting {
+    waiting: usize,
+    /// Counts completed meetings, so a thread knows when its own is over.
+    generation: usize,
+    abandoned: bool,
+}
+
+/// The other training threads stopped: one of them failed.
+#[derive(Debug)]
+pub struct Abandoned;
+
 impl Exchange {
     pub fn new(groups: usize) -> Exchange {
         Exchange {
-            barrier: Barrier::new(groups),
+            groups,
+            meeting: Mutex::new(Meeting::default()),
+            arrived: Condvar::new(),
             states: Mutex::new(vec![None; groups]),
             decided: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Waits until every group has arrived (a barrier that can be abandoned).
+    fn meet(&self) -> Result<(), Abandoned> {
+        let mut m = self.meeting.lock().unwrap_or_else(|e| e.into_inner());
+        if m.abandoned {
+            return Err(Abandoned);
+        }
+        m.waiting += 1;
+        if m.waiting == self.groups {
+            m.waiting = 0;
+            m.generation += 1;
+            self.arrived.notify_all();
+            return Ok(());
+        }
+        let generation = m.generation;
+        while m.generation == generation && !m.abandoned {
+            m = self.arrived.wait(m).unwrap_or_else(|e| e.into_inner());
+        }
+        if m.generation == generation {
+            Err(Abandoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Releases everyone waiting, now and later.
+    pub fn abandon(&self) {
+        let mut m = self.meeting.lock().unwrap_or_else(|e| e.into_inner());
+        m.abandoned = true;
+        self.arrived.notify_all();
     }
 
     /// Called by every group at round `round`: hands in its state, waits
@@ -124,24 +173,38 @@ impl Exchange {
         round: usize,
         state: GroupState,
         sparsity: f32,
-    ) -> Vec<Vec<bool>> {
-        self.states.lock().expect("pruning lock")[group] = Some(state);
-        self.barrier.wait();
+    ) -> Result<Vec<Vec<bool>>, Abandoned> {
+        lock(&self.states)?[group] = Some(state);
+        self.meet()?;
         if group == 0 {
-            let states: Vec<GroupState> = self
-                .states
-                .lock()
-                .expect("pruning lock")
+            let states: Vec<GroupState> = lock(&self.states)?
                 .iter_mut()
-                .map(|s| s.take().expect("every group handed in its state"))
-                .collect();
+                .map(|s| s.take().ok_or(Abandoned))
+                .collect::<Result<_, _>>()?;
             let decided = masks(&states, sparsity);
-            let mut rounds = self.decided.lock().expect("pruning lock");
+            let mut rounds = lock(&self.decided)?;
             debug_assert_eq!(rounds.len(), round);
             rounds.push(decided);
         }
-        self.barrier.wait();
-        self.decided.lock().expect("pruning lock")[round][group].clone()
+        self.meet()?;
+        Ok(lock(&self.decided)?[round][group].clone())
+    }
+}
+
+/// A lock whose holder panicked means a failed group.
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, Abandoned> {
+    m.lock().map_err(|_| Abandoned)
+}
+
+/// A training group's attendance: when it ends — the group finished,
+/// returned an error or panicked — the exchange is abandoned. After a
+/// group's last round nobody waits for it any more, so this only releases
+/// groups stuck waiting in a round it will never reach.
+pub struct Attendance<'a>(pub &'a Exchange);
+
+impl Drop for Attendance<'_> {
+    fn drop(&mut self) {
+        self.0.abandon();
     }
 }
 
@@ -228,5 +291,42 @@ mod tests {
         let b = masks(&two, 0.3);
         let joined: Vec<bool> = b.iter().flat_map(|g| g[0].clone()).collect();
         assert_eq!(a[0][0], joined);
+        // The same through the exchange, one thread per group.
+        let exchange = Exchange::new(2);
+        let through: Vec<Vec<bool>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = two
+                .iter()
+                .enumerate()
+                .map(|(g, state)| {
+                    let exchange = &exchange;
+                    scope.spawn(move || exchange.round(g, 0, state.clone(), 0.3).unwrap())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap()[0].clone())
+                .collect()
+        });
+        assert_eq!(through.concat(), joined);
+    }
+
+    #[test]
+    fn a_thread_that_fails_releases_the_others() {
+        let exchange = Exchange::new(2);
+        let state = GroupState {
+            values: vec![vec![1.0, 2.0]],
+            kept: vec![vec![true; 2]],
+            losses: vec![0.0],
+        };
+        let waiting = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| exchange.round(0, 0, state.clone(), 0.5));
+            let failing = scope.spawn(|| {
+                let _attending = Attendance(&exchange);
+                panic!("training failed");
+            });
+            assert!(failing.join().is_err());
+            waiter.join().unwrap()
+        });
+        assert!(waiting.is_err(), "the waiting group was not released");
     }
 }

@@ -315,7 +315,9 @@ fn phases(steps: usize, rounds: usize) -> Vec<usize> {
     let mut starts = vec![0];
     for r in 1..=rounds {
         let left = PRUNE_SHARE * (rounds - r + 1) as f64 / rounds as f64;
-        starts.push((steps as f64 * (1.0 - left)).round() as usize);
+        // Every round happens, however few the steps.
+        let start = (steps as f64 * (1.0 - left)).round() as usize;
+        starts.push(start.min(steps.saturating_sub(1)));
     }
     starts
 }
@@ -337,6 +339,7 @@ fn learning_rate(opts: &TrainOptions, step: usize, starts: &[usize], steps: usiz
 /// Trains one group of MLPs; latents come back in the order of the group's
 /// blocks (MLP by MLP, each MLP's blocks in order).
 fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted> {
+    let _attending = prune::Attendance(job.exchange);
     let base = device(job.opts.device)?;
     let dev = base.clone().autodiff();
     let m = job.members.len();
@@ -429,7 +432,10 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
                 losses: mlp_losses.clone(),
             };
             let sparsity = job.opts.prune[round];
-            let masks = job.exchange.round(job.group, round, state, sparsity);
+            let masks = job
+                .exchange
+                .round(job.group, round, state, sparsity)
+                .map_err(|_| anyhow::anyhow!("another training thread failed"))?;
             for ((&(l, bias), mask), k) in targets.iter().zip(masks).zip(kept.iter_mut()) {
                 let (i, o) = shapes[l];
                 let shape = if bias { [m, 1, o] } else { [m, i, o] };
@@ -575,6 +581,8 @@ mod tests {
         // Two pruning rounds: phases at 60% and 80%, each restarting lower.
         let starts = phases(steps, 2);
         assert_eq!(starts, vec![0, 600, 800]);
+        assert_eq!(phases(1, 2), vec![0, 0, 0]);
+        assert_eq!(phases(2, 2), vec![0, 1, 1]);
         let lr = |s| learning_rate(&opts, s, &starts, steps);
         assert!((lr(599) - 5e-5).abs() < 1e-7);
         assert!((lr(600) - 0.5e-3).abs() < 1e-12);

@@ -25,7 +25,9 @@ pub use header::{
     MAGIC, MAX_BLOCK_EDGE, MAX_SCALES, MAX_SECTIONS, VERSION,
 };
 pub use reader::{Archive, Event, RawSection, Section, StreamReader};
-pub use scale::{block_count, Architecture, LayerParams, ScaleSection, SectionBreakdown};
+pub use scale::{
+    block_count, Architecture, LayerParams, ScaleSection, SectionBreakdown, MAX_WIDTH,
+};
 pub use stream::{Codec, StreamSizes};
 pub use tensor::{is_half, Tensor, TensorValues};
 pub use volume::{voxel_count, DataType, Volume};

@@ -119,5 +119,17 @@ pub fn run(args: Args) -> Result<()> {
                 .join("/")
         );
     }
+    // --psnr is decided on the normalized reconstruction; this is the
+    // volume as decoders give it (original units and type), the one that counts.
+    if let (Some(goal), Some(decoded)) = (opts.target_psnr, &report.reconstruction) {
+        let achieved = strata::metrics::quality(&volume.data, &decoded.data).psnr;
+        if achieved < goal {
+            eprintln!(
+                "strata: warning: PSNR {achieved:.2} dB is short of --psnr {goal} even with the widest codebooks and networks tried; try a larger --width or more --epochs"
+            );
+        } else if !args.quiet {
+            eprintln!("PSNR {achieved:.2} dB (--psnr {goal})");
+        }
+    }
     Ok(())
 }
