@@ -52,6 +52,9 @@ pub struct EncodeArgs {
     /// Quantize weights, biases and latents to codebooks of 2^BITS values (ECNR: 9); default: f32.
     #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(1..=16))]
     pub bits: Option<u8>,
+    /// The latent codes' codebook bits, when they should differ from --bits.
+    #[arg(long, value_name = "BITS", requires = "bits", value_parser = clap::value_parser!(u8).range(1..=16))]
+    latent_bits: Option<u8>,
     /// Rate control: an archive R times smaller than the volume as float32
     /// (within ±10%); chooses the width and each scale's codebook bits.
     #[arg(long, value_name = "R", conflicts_with_all = ["width", "bits"])]
@@ -65,6 +68,11 @@ pub struct EncodeArgs {
     /// biases after each round, ascending (ECNR's static setting: 0.2 0.3).
     #[arg(long, num_args = 1.., value_name = "S")]
     prune: Vec<f32>,
+    /// Codebook fine-tuning with indices frozen: after quantization, this
+    /// fraction of a scale's epochs more from the quantized values, each
+    /// codebook entry moved to the mean of its values; kept where it helps.
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    tune_codebooks: f32,
     /// Where to train.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -122,9 +130,14 @@ impl EncodeArgs {
             quantization: args
                 .bits
                 .or((args.fast && args.ratio.is_none() && args.psnr.is_none()).then_some(9))
-                .map(Quantization::all),
+                .map(Quantization::all)
+                .map(|q| Quantization {
+                    latent_bits: args.latent_bits.unwrap_or(q.latent_bits),
+                    ..q
+                }),
             target_ratio: args.ratio,
             target_psnr: args.psnr,
+            tune_codebooks: args.tune_codebooks,
             seed: args.seed,
             ..EncodeOptions::default()
         })

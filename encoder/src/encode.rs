@@ -59,6 +59,11 @@ pub struct EncodeOptions {
     /// PSNR (dB, over the original's range) at the finest scale, training
     /// that scale wider when they cannot. Overrides `quantization`.
     pub target_psnr: Option<f64>,
+    /// Codebook fine-tuning with indices frozen (ECNR): after quantization,
+    /// train this fraction of a scale's epochs more from the quantized
+    /// values and move each codebook entry to the mean of its values; kept
+    /// only where it raises the scale's PSNR. 0 = off.
+    pub tune_codebooks: f32,
     pub seed: u64,
 }
 
@@ -104,6 +109,7 @@ impl Default for EncodeOptions {
             quantization: None,
             target_ratio: None,
             target_psnr: None,
+            tune_codebooks: 0.0,
             seed: 1,
         }
     }
@@ -227,6 +233,12 @@ pub fn encode(
     let codec = Codec::Best(crate::ZSTD_LEVEL);
     // Rate control: the target size, and each scale as the plan predicts it.
     let sparsity = opts.train.prune.last().copied().unwrap_or(0.0) as f64;
+    if !(opts.tune_codebooks.is_finite() && opts.tune_codebooks >= 0.0) {
+        bail!(
+            "--tune-codebooks must be a fraction ≥ 0, got {}",
+            opts.tune_codebooks
+        );
+    }
     let prune = &opts.train.prune;
     if prune.iter().any(|s| !(0.0..1.0).contains(s)) || prune.windows(2).any(|w| w[1] < w[0]) {
         bail!("--prune takes ascending sparsities in [0, 1), e.g. 0.2 0.3; got {prune:?}");
@@ -372,6 +384,7 @@ pub fn encode(
                     progress,
                     level,
                     opts.scales,
+                    None,
                 )?;
                 let mut sections = SectionBuilder {
                     level,
@@ -427,7 +440,28 @@ pub fn encode(
                         .quantization
                         .map(|q| TensorBits::from_quantization(q, layers)),
                 };
-                let section = sections.build(bits.as_ref());
+                let mut section = sections.build(bits.as_ref());
+                if opts.tune_codebooks > 0.0 && bits.is_some() {
+                    let tuning = CodebookTuning {
+                        samples: &samples,
+                        assignment: &assignment,
+                        block: bsize,
+                        epochs: epochs * opts.tune_codebooks,
+                        train: &opts.train,
+                        seed: opts.seed.wrapping_add(level as u64),
+                        scales: opts.scales,
+                    };
+                    let (tuned, gain) = tuning.tune(&section, &rec, &truth.data, progress)?;
+                    if gain > 0.0 {
+                        if budget.is_some() {
+                            // Same indices and codebook sizes: only the
+                            // codebook entries' bytes may differ a little.
+                            written += tuned.to_bytes(&header, codec).len() as u64;
+                            written -= section.to_bytes(&header, codec).len() as u64;
+                        }
+                        section = tuned;
+                    }
+                }
                 report.bits.push(bits);
                 break section;
             }
@@ -519,6 +553,83 @@ impl SectionBuilder<'_> {
             latents: self.tensor(0, width(0)),
             layers,
         }
+    }
+}
+
+/// Codebook fine-tuning of one quantized scale section (see
+/// `EncodeOptions::tune_codebooks`).
+struct CodebookTuning<'a> {
+    samples: &'a [train::BlockSamples],
+    assignment: &'a [usize],
+    block: [usize; 3],
+    epochs: f32,
+    train: &'a TrainOptions,
+    seed: u64,
+    scales: u8,
+}
+
+/// Fine-tuning starts gentler than training: this fraction of its peak
+/// learning rate.
+const TUNING_LR: f64 = 0.1;
+
+impl CodebookTuning<'_> {
+    /// The section with tuned codebooks (indices, masks, sizes unchanged)
+    /// and what it gains in PSNR at this level over `section`, in dB.
+    fn tune(
+        &self,
+        section: &ScaleSection,
+        rec: &Reconstruction,
+        truth: &[f32],
+        progress: &mut dyn Progress,
+    ) -> Result<(ScaleSection, f64)> {
+        let start = Fitted {
+            layers: section
+                .layers
+                .iter()
+                .map(|l| (l.weights.dense(), l.biases.dense()))
+                .collect(),
+            masks: section
+                .layers
+                .iter()
+                .map(|l| (l.weights.mask.clone(), l.biases.mask.clone()))
+                .collect(),
+            latents: section.latents.dense(),
+        };
+        let opts = TrainOptions {
+            learning_rate: self.train.learning_rate * TUNING_LR,
+            prune: Vec::new(),
+            ..self.train.clone()
+        };
+        let tuned = train::fit(
+            self.samples,
+            self.assignment,
+            section.n_mlps as usize,
+            self.block,
+            &section.arch,
+            self.epochs,
+            &opts,
+            self.seed ^ 0x7475_6e65,
+            progress,
+            section.level,
+            self.scales,
+            Some(&start),
+        )?;
+        let mut out = section.clone();
+        out.latents = quantize::retune(&section.latents, &tuned.latents);
+        for (layer, (w, b)) in out.layers.iter_mut().zip(&tuned.layers) {
+            layer.weights = quantize::retune(&layer.weights, w);
+            layer.biases = quantize::retune(&layer.biases, b);
+        }
+        let psnr = |s: &ScaleSection| -> Result<f64> {
+            let mut r = rec.clone();
+            r.add_scale(s)?;
+            Ok(metrics::psnr(
+                1.0,
+                metrics::quality(truth, r.current().0).rmse,
+            ))
+        };
+        let gain = psnr(&out)? - psnr(section)?;
+        Ok((out, gain))
     }
 }
 

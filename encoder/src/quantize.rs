@@ -145,6 +145,55 @@ pub fn tensor(values: &[f32], mask: Option<&[bool]>, bits: Option<u8>) -> Tensor
     }
 }
 
+/// `tensor` with each codebook entry moved to the mean of `tuned` over the
+/// positions that use it (indices and mask frozen), rounded to binary16;
+/// an entry no position uses keeps its value. Other tensors come back as
+/// they are. `tuned` holds every position, masked ones included.
+pub fn retune(tensor: &Tensor, tuned: &[f32]) -> Tensor {
+    let TensorValues::Codebook {
+        bits,
+        codebook,
+        indices,
+    } = &tensor.values
+    else {
+        return tensor.clone();
+    };
+    let kept: Vec<f32> = match &tensor.mask {
+        Some(mask) => tuned
+            .iter()
+            .zip(mask)
+            .filter(|(_, &k)| k)
+            .map(|(&v, _)| v)
+            .collect(),
+        None => tuned.to_vec(),
+    };
+    let mut sums = vec![(0f64, 0usize); codebook.len()];
+    for (&i, &v) in indices.iter().zip(&kept) {
+        let s = &mut sums[i as usize];
+        s.0 += v as f64;
+        s.1 += 1;
+    }
+    let codebook = codebook
+        .iter()
+        .zip(sums)
+        .map(|(&c, (sum, n))| {
+            if n == 0 {
+                c
+            } else {
+                to_half((sum / n as f64) as f32)
+            }
+        })
+        .collect();
+    Tensor {
+        mask: tensor.mask.clone(),
+        values: TensorValues::Codebook {
+            bits: *bits,
+            codebook,
+            indices: indices.clone(),
+        },
+    }
+}
+
 /// Codebook index widths of one scale section's tensors: its latents, and
 /// each layer's weights and biases. Rate control gives tensors different
 /// widths to fill a byte budget closely.
@@ -295,5 +344,34 @@ mod tests {
         assert_eq!(nearest(&c, 1.0), 1);
         assert_eq!(nearest(&c, 1.1), 2);
         assert_eq!(nearest(&c, 9.0), 2);
+    }
+
+    #[test]
+    fn retuning_moves_entries_to_their_values_mean_and_keeps_the_rest() {
+        let values = [0.1, 0.12, 0.5, 0.52, 0.9, 0.0];
+        let mask = [true, true, true, true, true, false];
+        let t = tensor(&values, Some(&mask), Some(1));
+        let TensorValues::Codebook { indices, .. } = &t.values else {
+            panic!("quantized")
+        };
+        let before = indices.clone();
+        // Fine-tuned values: the low pair moved up, the masked one moved
+        // (it must not count).
+        let tuned = [0.2, 0.22, 0.5, 0.52, 0.9, 5.0];
+        let r = retune(&t, &tuned);
+        let TensorValues::Codebook {
+            codebook, indices, ..
+        } = &r.values
+        else {
+            panic!("still quantized")
+        };
+        assert_eq!(indices, &before);
+        assert_eq!(r.mask, t.mask);
+        let low = codebook[before[0] as usize];
+        assert!((low - 0.21).abs() < 1e-3, "{codebook:?}");
+        assert_eq!(r.dense()[5], 0.0);
+        // Unquantized tensors are left alone.
+        let plain = tensor(&values, None, None);
+        assert_eq!(retune(&plain, &tuned), plain);
     }
 }

@@ -148,13 +148,15 @@ struct Job<'a> {
     arch: &'a Architecture,
     steps: usize,
     opts: &'a TrainOptions,
+    start: Option<&'a Fitted>,
     /// This group's number, and where the groups meet to prune.
     group: usize,
     exchange: &'a Exchange,
 }
 
 /// Fits `assignment.len()` blocks with `m` MLPs (`assignment[b]` = MLP of
-/// block b). The MLPs are independent, so they are split into one group per
+/// block b), from SIREN's initialization or, to fine-tune, from `start`
+/// (whose pruned values stay zero). The MLPs are independent, so they are split into one group per
 /// thread, each trained in its own burn graph (burn's CPU backend runs an
 /// op on one thread). Every MLP draws from its own random stream, so the
 /// result is the same whatever the number of threads.
@@ -171,6 +173,7 @@ pub fn fit(
     progress: &mut dyn Progress,
     level: u8,
     scales: u8,
+    start: Option<&Fitted>,
 ) -> Result<Fitted> {
     let n = opts.batch.max(1);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); m];
@@ -210,6 +213,7 @@ pub fn fit(
         arch,
         steps,
         opts,
+        start,
     };
     let results: Vec<Result<Fitted>> = std::thread::scope(|scope| {
         let others: Vec<_> = (1..groups)
@@ -355,7 +359,9 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
         })
         .collect();
 
-    // SIREN initialization, drawn on the host so it is reproducible.
+    // SIREN initialization, drawn on the host so it is reproducible (and
+    // drawn also when starting from given values, so the random streams
+    // that pick the batches are the same either way).
     let mut weights = Vec::new();
     let mut biases = Vec::new();
     for (l, &(i, o)) in shapes.iter().enumerate() {
@@ -392,6 +398,36 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
             &dev,
         ))
     });
+    let mut weight_masks: Vec<Option<Tensor<3>>> = vec![None; shapes.len()];
+    let mut bias_masks: Vec<Option<Tensor<3>>> = vec![None; shapes.len()];
+    if let Some(start) = job.start {
+        let first = job.first_mlp;
+        let tensor = |values: &[f32], per: usize, shape: [usize; 3], on: &burn::tensor::Device| {
+            let mine = values[first * per..(first + m) * per].to_vec();
+            Tensor::<3>::from_data(TensorData::new(mine, shape), on)
+        };
+        let ones = |mask: &[bool]| -> Vec<f32> { mask.iter().map(|&k| k as u8 as f32).collect() };
+        for (l, &(i, o)) in shapes.iter().enumerate() {
+            let (w, b) = &start.layers[l];
+            weights[l] = Param::new(tensor(w, i * o, [m, i, o], &dev));
+            biases[l] = Param::new(tensor(b, o, [m, 1, o], &dev));
+            let (wm, bm) = &start.masks[l];
+            weight_masks[l] = wm
+                .as_ref()
+                .map(|k| tensor(&ones(k), i * o, [m, i, o], &base));
+            bias_masks[l] = bm.as_ref().map(|k| tensor(&ones(k), o, [m, 1, o], &base));
+        }
+        if let Some(lat) = latents.as_mut() {
+            let data: Vec<f32> = own
+                .iter()
+                .flat_map(|&b| start.latents[b * latent_dim..(b + 1) * latent_dim].to_vec())
+                .collect();
+            *lat = Param::new(Tensor::<2>::from_data(
+                TensorData::new(data, [own.len(), latent_dim]),
+                &dev,
+            ));
+        }
+    }
     let adam = AdamConfig::new()
         .with_beta_1(0.9)
         .with_beta_2(0.999)
@@ -409,8 +445,6 @@ fn fit_group(job: &Job, seed: u64, progress: &mut dyn Progress) -> Result<Fitted
             vec![true; if bias { m * o } else { m * i * o }]
         })
         .collect();
-    let mut weight_masks: Vec<Option<Tensor<3>>> = vec![None; shapes.len()];
-    let mut bias_masks: Vec<Option<Tensor<3>>> = vec![None; shapes.len()];
     let mut mlp_losses = vec![0f32; m];
     let mut round = 0;
     // A group that fails keeps meeting the others at the pruning rounds

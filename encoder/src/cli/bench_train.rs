@@ -60,6 +60,7 @@ pub fn run(args: Args) -> Result<()> {
             &mut (),
             0,
             1,
+            None,
         )?;
         Ok((start.elapsed().as_secs_f64(), opts))
     };
