@@ -106,12 +106,9 @@ pub fn nearest(centroids: &[f32], v: f32) -> usize {
     }
 }
 
-/// A stored tensor for `values`: masked where `mask` is given (cleared bits
-/// are pruned, so zero), the kept values quantized to at most 2^`bits`
-/// codebook entries (fewer for small tensors) — or kept as f32 when `bits`
-/// is `None`.
-pub fn tensor(values: &[f32], mask: Option<&[bool]>, bits: Option<u8>) -> Tensor {
-    let kept: Vec<f32> = match mask {
+/// The values `mask` keeps (all without a mask), in order.
+fn kept(values: &[f32], mask: Option<&[bool]>) -> Vec<f32> {
+    match mask {
         Some(m) => values
             .iter()
             .zip(m)
@@ -119,7 +116,15 @@ pub fn tensor(values: &[f32], mask: Option<&[bool]>, bits: Option<u8>) -> Tensor
             .map(|(&v, _)| v)
             .collect(),
         None => values.to_vec(),
-    };
+    }
+}
+
+/// A stored tensor for `values`: masked where `mask` is given (cleared bits
+/// are pruned, so zero), the kept values quantized to at most 2^`bits`
+/// codebook entries (fewer for small tensors) — or kept as f32 when `bits`
+/// is `None`.
+pub fn tensor(values: &[f32], mask: Option<&[bool]>, bits: Option<u8>) -> Tensor {
+    let kept = kept(values, mask);
     let values = match bits {
         None => TensorValues::F32(kept),
         Some(bits) => {
@@ -158,15 +163,7 @@ pub fn retune(tensor: &Tensor, tuned: &[f32]) -> Tensor {
     else {
         return tensor.clone();
     };
-    let kept: Vec<f32> = match &tensor.mask {
-        Some(mask) => tuned
-            .iter()
-            .zip(mask)
-            .filter(|(_, &k)| k)
-            .map(|(&v, _)| v)
-            .collect(),
-        None => tuned.to_vec(),
-    };
+    let kept = kept(tuned, tensor.mask.as_deref());
     let mut sums = vec![(0f64, 0usize); codebook.len()];
     for (&i, &v) in indices.iter().zip(&kept) {
         let s = &mut sums[i as usize];

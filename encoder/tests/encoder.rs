@@ -24,6 +24,13 @@ fn volume(dims: [usize; 4], f: impl Fn(f32, f32, f32, f32) -> f32) -> Volume {
     v
 }
 
+/// A smooth n³ volume the quick encodes fit well.
+fn smooth(n: usize) -> Volume {
+    volume([n, n, n, 1], |x, y, z, _| {
+        (2.0 * x).sin() * (3.0 * y).cos() + z
+    })
+}
+
 fn quick(steps: usize) -> EncodeOptions {
     EncodeOptions {
         width: 16,
@@ -67,9 +74,7 @@ fn encoder_reconstruction_equals_the_cpu_decode_of_its_archive() {
 
 #[test]
 fn smooth_volume_reaches_a_psnr_floor() {
-    let v = volume([24, 24, 24, 1], |x, y, z, _| {
-        (2.0 * x).sin() * (3.0 * y).cos() + z
-    });
+    let v = smooth(24);
     let mut opts = quick(400);
     opts.block = Some([8, 8, 8]);
     let (_, report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
@@ -80,9 +85,7 @@ fn smooth_volume_reaches_a_psnr_floor() {
 
 #[test]
 fn quantized_archive_is_smaller_decodes_as_encoded_and_keeps_quality() {
-    let v = volume([24, 24, 24, 1], |x, y, z, _| {
-        (2.0 * x).sin() * (3.0 * y).cos() + z
-    });
+    let v = smooth(24);
     let mut opts = quick(400);
     // Small blocks: enough MLPs for codebooks to be short next to the
     // tensors they code, as on real volumes.
@@ -225,9 +228,7 @@ fn deterministic_for_a_seed_whatever_the_thread_count() {
 
 #[test]
 fn ratio_control_lands_within_ten_percent_and_decodes_as_encoded() {
-    let v = volume([32, 32, 32, 1], |x, y, z, _| {
-        (2.0 * x).sin() * (3.0 * y).cos() + z
-    });
+    let v = smooth(32);
     let mut opts = quick(60);
     opts.block = Some([8, 8, 8]);
     for ratio in [8.0, 12.0] {
@@ -256,9 +257,7 @@ fn ratio_control_lands_within_ten_percent_and_decodes_as_encoded() {
 
 #[test]
 fn psnr_control_reaches_the_goal_with_fewer_bits_for_an_easier_one() {
-    let v = volume([32, 32, 32, 1], |x, y, z, _| {
-        (2.0 * x).sin() * (3.0 * y).cos() + z
-    });
+    let v = smooth(32);
     let mut opts = quick(80);
     opts.block = Some([8, 8, 8]);
     let psnr_of = |bytes: &[u8]| {
@@ -301,9 +300,7 @@ fn psnr_control_reaches_the_goal_with_fewer_bits_for_an_easier_one() {
 
 #[test]
 fn pruning_keeps_the_outer_layers_and_zeroes_the_rest_for_good() {
-    let v = volume([32, 32, 32, 1], |x, y, z, _| {
-        (2.0 * x).sin() * (3.0 * y).cos() + z
-    });
+    let v = smooth(32);
     let mut opts = quick(60);
     opts.block = Some([8, 8, 8]);
     opts.train.prune = vec![0.2, 0.4];
@@ -352,9 +349,7 @@ fn pruning_keeps_the_outer_layers_and_zeroes_the_rest_for_good() {
 
 #[test]
 fn codebook_tuning_keeps_indices_and_does_not_lose_quality() {
-    let v = volume([32, 32, 32, 1], |x, y, z, _| {
-        (2.0 * x).sin() * (3.0 * y).cos() + z
-    });
+    let v = smooth(32);
     let mut opts = quick(80);
     opts.block = Some([8, 8, 8]);
     opts.quantization = Some(strata::Quantization::all(5));
