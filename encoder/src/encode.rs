@@ -397,6 +397,8 @@ pub fn encode(
                     quantized: HashMap::new(),
                 };
                 let layers = arch.layer_shapes().len();
+                // Under rate control, the coded length of the section chosen.
+                let mut coded_len = None;
                 let bits = match (budget, opts.target_psnr) {
                     // The widest codebooks that keep the archive within budget.
                     (Some(budget), _) => {
@@ -405,6 +407,7 @@ pub fn encode(
                             sections.build(Some(b)).to_bytes(&header, codec).len() as u64
                         });
                         written += len;
+                        coded_len = Some(len);
                         Some(bits)
                     }
                     // The narrowest codebooks that reach the PSNR asked for at
@@ -412,10 +415,7 @@ pub fn encode(
                     // most COARSE_QUANTIZATION_LOSS over unquantized values.
                     (None, Some(goal)) => {
                         let mut psnr_of = |bits: Option<TensorBits>| {
-                            let mut r = rec.clone();
-                            r.add_scale(&sections.build(bits.as_ref()))?;
-                            let q = metrics::quality(&truth.data, r.current().0);
-                            anyhow::Ok(metrics::psnr(1.0, q.rmse))
+                            psnr_with(&rec, &sections.build(bits.as_ref()), &truth.data)
                         };
                         let goal = if finest {
                             goal
@@ -453,11 +453,11 @@ pub fn encode(
                     };
                     let (tuned, gain) = tuning.tune(&section, &rec, &truth.data, progress)?;
                     if gain > 0.0 {
-                        if budget.is_some() {
+                        if let Some(len) = coded_len {
                             // Same indices and codebook sizes: only the
                             // codebook entries' bytes may differ a little.
                             written += tuned.to_bytes(&header, codec).len() as u64;
-                            written -= section.to_bytes(&header, codec).len() as u64;
+                            written -= len;
                         }
                         section = tuned;
                     }
@@ -469,10 +469,7 @@ pub fn encode(
         report.widths.push(arch.hidden[0]);
         writer.add_scale(&section)?;
         rec.add_scale(&section)?;
-        let (now, _) = rec.current();
-        let q = metrics::quality(&truth.data, now);
-        // PSNR in normalized units: the range is 1 by construction.
-        let psnr = metrics::psnr(1.0, q.rmse);
+        let psnr = level_psnr(&rec, &truth.data);
         progress.scale_finished(level, psnr);
         report
             .scales
@@ -556,6 +553,19 @@ impl SectionBuilder<'_> {
     }
 }
 
+/// PSNR of the reconstruction so far against its level's `truth`, in
+/// normalized units (the range is 1 by construction).
+fn level_psnr(rec: &Reconstruction, truth: &[f32]) -> f64 {
+    metrics::psnr(1.0, metrics::quality(truth, rec.current().0).rmse)
+}
+
+/// The PSNR `level_psnr` would give once `section` is added to `rec`.
+fn psnr_with(rec: &Reconstruction, section: &ScaleSection, truth: &[f32]) -> Result<f64> {
+    let mut r = rec.clone();
+    r.add_scale(section)?;
+    Ok(level_psnr(&r, truth))
+}
+
 /// Codebook fine-tuning of one quantized scale section (see
 /// `EncodeOptions::tune_codebooks`).
 struct CodebookTuning<'a> {
@@ -620,15 +630,7 @@ impl CodebookTuning<'_> {
             layer.weights = quantize::retune(&layer.weights, w);
             layer.biases = quantize::retune(&layer.biases, b);
         }
-        let psnr = |s: &ScaleSection| -> Result<f64> {
-            let mut r = rec.clone();
-            r.add_scale(s)?;
-            Ok(metrics::psnr(
-                1.0,
-                metrics::quality(truth, r.current().0).rmse,
-            ))
-        };
-        let gain = psnr(&out)? - psnr(section)?;
+        let gain = psnr_with(rec, &out, truth)? - psnr_with(rec, section, truth)?;
         Ok((out, gain))
     }
 }

@@ -24,6 +24,12 @@ fn volume(dims: [usize; 4], f: impl Fn(f32, f32, f32, f32) -> f32) -> Volume {
     v
 }
 
+/// What the reference decoder gives for archive `bytes`.
+fn decoded(bytes: &[u8]) -> Volume {
+    let a = Archive::read(bytes, &Limits::default()).unwrap();
+    decode(&a.header, &a.usable_scales(), None).unwrap()
+}
+
 /// A smooth n³ volume the quick encodes fit well.
 fn smooth(n: usize) -> Volume {
     volume([n, n, n, 1], |x, y, z, _| {
@@ -243,9 +249,7 @@ fn ratio_control_lands_within_ten_percent_and_decodes_as_encoded() {
             (achieved / ratio - 1.0).abs() <= 0.1,
             "asked {ratio}, got {achieved:.2}"
         );
-        let a = Archive::read(&bytes, &Limits::default()).unwrap();
-        let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
-        assert_eq!(Some(decoded), report.reconstruction);
+        assert_eq!(Some(decoded(&bytes)), report.reconstruction);
     }
     // A ratio no network reaches is a clear error, not a panic.
     opts.target_ratio = Some(1e6);
@@ -261,8 +265,7 @@ fn psnr_control_reaches_the_goal_with_fewer_bits_for_an_easier_one() {
     let mut opts = quick(80);
     opts.block = Some([8, 8, 8]);
     let psnr_of = |bytes: &[u8]| {
-        let a = Archive::read(bytes, &Limits::default()).unwrap();
-        let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
+        let decoded = decoded(bytes);
         let q = strata::metrics::quality(&v.data, &decoded.data);
         (q.psnr, decoded)
     };
@@ -358,8 +361,7 @@ fn codebook_tuning_keeps_indices_and_does_not_lose_quality() {
     let (tuned, report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
     let a = Archive::read(&plain, &Limits::default()).unwrap();
     let b = Archive::read(&tuned, &Limits::default()).unwrap();
-    let decoded = decode(&b.header, &b.usable_scales(), None).unwrap();
-    assert_eq!(Some(decoded), report.reconstruction);
+    assert_eq!(Some(decoded(&tuned)), report.reconstruction);
     // The coarsest scale is trained the same way in both: same indices,
     // tuned codebooks, and no worse at its level.
     let (s, t) = (a.usable_scales()[0], b.usable_scales()[0]);
