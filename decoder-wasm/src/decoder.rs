@@ -14,7 +14,7 @@
 //! units, upsampled on the GPU.
 
 use strata_format::decode::ScaleModel;
-use strata_format::{Event, Header, Limits, ScaleSection, Section, StreamReader};
+use strata_format::{Event, GridSection, Header, Limits, ScaleSection, Section, StreamReader};
 
 use crate::error::DecodeError;
 use crate::gpu::Gpu;
@@ -134,11 +134,16 @@ impl Decoder {
                         .header
                         .as_ref()
                         .expect("the reader gives the header first");
-                    if let Section::Scale(s, _) = raw.decode(header, &self.limits)? {
-                        if s.level < self.max_levels {
+                    match raw.decode(header, &self.limits)? {
+                        Section::Scale(s, _) if s.level < self.max_levels => {
                             let p = self.add_scale(&s)?;
                             self.unreported.push(p);
                         }
+                        Section::Grid(g, _) if g.level < self.max_levels => {
+                            let p = self.add_grid_scale(&g)?;
+                            self.unreported.push(p);
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -177,6 +182,41 @@ impl Decoder {
             self.pipelines.upsample_add(&self.gpu, coarse, &grid)?;
         }
         self.pipelines.eval_blocks(&self.gpu, &buffers, &grid)?;
+        let progress = Progress {
+            level: self.levels,
+            scales: header.scales,
+            dims: grid.dims,
+            bytes: self.received,
+        };
+        self.textures = (0..grid.dims[3]).map(|_| None).collect();
+        self.grid = Some(grid);
+        self.levels += 1;
+        Ok(progress)
+    }
+
+    /// Decodes one grid scale section (the next level due). Its synthesis
+    /// runs on the CPU (the reference's own code, in wasm in the browser)
+    /// and is uploaded; the upsample-add from the coarser levels runs on
+    /// the GPU as for SIREN scales.
+    pub fn add_grid_scale(&mut self, section: &GridSection) -> Result<Progress, DecodeError> {
+        let header = self
+            .header
+            .as_ref()
+            .ok_or_else(|| DecodeError::Usage("a scale given before the header".into()))?;
+        if section.level != self.levels {
+            return Err(DecodeError::Usage(format!(
+                "scale level {} given where level {} was due",
+                section.level, self.levels
+            )));
+        }
+        section.validate(header)?;
+        let dims = header.level_dims(section.level);
+        let mut values = vec![0f32; dims.iter().product()];
+        strata_format::grid::add_synthesis(section, dims, &mut values);
+        let grid = Grid::from_data(&self.gpu, dims, &values)?;
+        if let Some(coarse) = &self.grid {
+            self.pipelines.upsample_add(&self.gpu, coarse, &grid)?;
+        }
         let progress = Progress {
             level: self.levels,
             scales: header.scales,

@@ -4,8 +4,9 @@
 
 use anyhow::{bail, Result};
 
+use crate::grid::GridOptions;
 use crate::train::{Device, TrainOptions};
-use crate::{EncodeOptions, Quantization};
+use crate::{EncodeOptions, ModelKind, Quantization};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct EncodeArgs {
@@ -78,6 +79,37 @@ pub struct EncodeArgs {
     device: DeviceArg,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The model of each scale: latent grids under a learned entropy model,
+    /// or ECNR's SIREN blocks.
+    #[arg(long, value_enum, default_value = "siren")]
+    pub model: ModelArg,
+    /// Grid model: training steps per scale.
+    #[arg(long, default_value_t = 1000)]
+    grid_steps: usize,
+    /// Grid model: latent levels per scale (default: from the scale's size, at most 7).
+    #[arg(long)]
+    grid_levels: Option<u8>,
+    /// Grid model: hidden widths of the synthesis MLP.
+    #[arg(long, num_args = 0.., default_values_t = [12u16, 12])]
+    grid_synthesis: Vec<u16>,
+    /// Grid model: hidden width of the context network (0: linear).
+    #[arg(long, default_value_t = 4)]
+    grid_context: u8,
+    /// Grid model: Adam learning rate.
+    #[arg(long, default_value_t = 1e-2)]
+    grid_lr: f32,
+    /// Grid model: fraction of voxel rows each training step visits.
+    #[arg(long, default_value_t = 1.0)]
+    grid_sample: f32,
+    /// Grid model: stop training after about this many seconds in all.
+    #[arg(long, value_name = "SECONDS")]
+    time: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelArg {
+    Grid,
+    Siren,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -139,6 +171,24 @@ impl EncodeArgs {
             target_psnr: args.psnr,
             tune_codebooks: args.tune_codebooks,
             seed: args.seed,
+            model: match args.model {
+                ModelArg::Grid => ModelKind::Grid,
+                ModelArg::Siren => ModelKind::Siren,
+            },
+            grid: GridOptions {
+                levels: args.grid_levels,
+                synthesis: args.grid_synthesis,
+                context_hidden: args.grid_context,
+                steps: args.grid_steps,
+                lr: args.grid_lr,
+                sample: args.grid_sample.clamp(1e-3, 1.0),
+                ..GridOptions::default()
+            },
+            time_limit: match args.time {
+                None => None,
+                Some(t) if t.is_finite() && t > 0.0 => Some(std::time::Duration::from_secs_f64(t)),
+                Some(t) => bail!("--time takes a positive number of seconds, got {t}"),
+            },
             ..EncodeOptions::default()
         })
     }

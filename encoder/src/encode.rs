@@ -14,6 +14,7 @@ use strata_format::{
 
 use crate::blocks::BlockGrid;
 use crate::cluster;
+use crate::grid::{self, GridOptions, RateGoal};
 use crate::metrics;
 use crate::pyramid::{self, Grid};
 use crate::quantize::{self, TensorBits};
@@ -65,7 +66,25 @@ pub struct EncodeOptions {
     /// only where it raises the scale's PSNR. 0 = off.
     pub tune_codebooks: f32,
     pub seed: u64,
+    /// What models each scale.
+    pub model: ModelKind,
+    /// How grid scales are trained (`model` = grid).
+    pub grid: GridOptions,
+    /// Grid scales: stop training after about this long in all.
+    pub time_limit: Option<std::time::Duration>,
 }
+
+/// The model kind of the scales an encode writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// ECNR's SIREN blocks.
+    Siren,
+    /// Entropy-coded latent grids and a synthesis MLP.
+    Grid,
+}
+
+/// λ of a grid encode without `--ratio`: a sensible rate–distortion point.
+pub const DEFAULT_GRID_LAMBDA: f64 = 2e-4;
 
 /// Codebook sizes, as bits per index (see [`crate::quantize`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +130,9 @@ impl Default for EncodeOptions {
             target_psnr: None,
             tune_codebooks: 0.0,
             seed: 1,
+            model: ModelKind::Siren,
+            grid: GridOptions::default(),
+            time_limit: None,
         }
     }
 }
@@ -143,6 +165,8 @@ pub struct EncodeReport {
     pub widths: Vec<u16>,
     /// Codebook index bits per scale and tensor (`None`: f32).
     pub bits: Vec<Option<TensorBits>>,
+    /// Grid scales: λ per scale as training left it.
+    pub lambdas: Vec<f64>,
 }
 
 /// Default block edge: 16 for volumes of a million voxels or more, 8 below;
@@ -179,6 +203,9 @@ pub fn encode(
     progress: &mut dyn Progress,
 ) -> Result<(Vec<u8>, EncodeReport)> {
     check_finite(volume)?;
+    if opts.model == ModelKind::Grid {
+        return encode_grid(volume, name, opts, progress);
+    }
     if opts.scales == 0 || opts.scales > strata_format::MAX_SCALES {
         bail!(
             "--scales must be between 1 and {}",
@@ -188,14 +215,7 @@ pub fn encode(
     if opts.width == 0 || opts.hidden_layers == 0 {
         bail!("--width and the number of hidden layers must be at least 1");
     }
-    let (lo, hi) = volume.finite_range().expect("checked finite and non-empty");
-    let span = (hi - lo) as f64;
-    let scale = if span > 0.0 { 1.0 / span } else { 0.0 };
-    let normalized: Vec<f32> = volume
-        .data
-        .iter()
-        .map(|&v| ((v - lo) as f64 * scale) as f32)
-        .collect();
+    let (normalized, lo, hi) = normalize(volume);
     let block = opts.block.unwrap_or_else(|| default_block(volume.dims));
     if block
         .iter()
@@ -474,6 +494,139 @@ pub fn encode(
         report
             .scales
             .push((truth.dims, occupied.len(), n_mlps, psnr));
+    }
+    report.reconstruction = Some(rec.to_volume()?);
+    writer.add_metadata(&meta)?;
+    Ok((writer.finish()?, report))
+}
+
+/// The volume normalized to [0, 1] and its (min, max).
+fn normalize(volume: &Volume) -> (Vec<f32>, f32, f32) {
+    let (lo, hi) = volume.finite_range().expect("checked finite and non-empty");
+    let span = (hi - lo) as f64;
+    let scale = if span > 0.0 { 1.0 / span } else { 0.0 };
+    let normalized = volume
+        .data
+        .iter()
+        .map(|&v| ((v - lo) as f64 * scale) as f32)
+        .collect();
+    (normalized, lo, hi)
+}
+
+/// Share of the archive's budget a coarser grid scale is steered to, as a
+/// multiple of its share of the voxels: coarse scales carry the energy.
+const COARSE_BUDGET_FACTOR: f64 = 2.0;
+
+/// The pyramid loop for grid scales: each scale's target (the coarsest
+/// itself, then residuals against the decoder's reconstruction so far) is
+/// fitted by `grid::fit_scale`, written, and decoded back (closed loop).
+fn encode_grid(
+    volume: &Volume,
+    name: &str,
+    opts: &EncodeOptions,
+    progress: &mut dyn Progress,
+) -> Result<(Vec<u8>, EncodeReport)> {
+    if opts.scales == 0 || opts.scales > strata_format::MAX_SCALES {
+        bail!(
+            "--scales must be between 1 and {}",
+            strata_format::MAX_SCALES
+        );
+    }
+    let (normalized, lo, hi) = normalize(volume);
+    let info = VolumeInfo {
+        dims: volume.dims.map(|d| d as u32),
+        scales: opts.scales,
+        // Grid scales have no blocks; the header's block field is unused.
+        block: [0, 1, 2].map(|a| volume.dims[a].min(16) as u16),
+        value_min: lo as f64,
+        value_max: hi as f64,
+        dtype: volume.dtype,
+        spacing: volume.spacing,
+    };
+    let header = info.header();
+    let levels = pyramid::build(Grid::new(volume.dims, normalized), opts.scales);
+    let meta = serde_json::json!({ "name": name }).to_string();
+    let header_bytes = strata_format::header_len(opts.scales as usize + 1) as u64;
+    let target = match opts.target_ratio {
+        None => None,
+        Some(ratio) => {
+            if !(ratio.is_finite() && ratio >= 1.0) {
+                bail!("--ratio must be a number ≥ 1, got {ratio}");
+            }
+            let bytes = volume.data.len() as f64 * 4.0 / ratio;
+            Some((bytes - meta.len() as f64 - header_bytes as f64).max(64.0))
+        }
+    };
+    let total_voxels: usize = levels.iter().map(|g| g.data.len()).sum();
+    let mut writer = ArchiveWriter::new(info, Codec::Best(crate::ZSTD_LEVEL));
+    let mut rec = Reconstruction::new(&header);
+    let mut written = 0f64;
+    let mut lambda = DEFAULT_GRID_LAMBDA;
+    let started = std::time::Instant::now();
+    let mut report = EncodeReport {
+        block: header.block,
+        ..Default::default()
+    };
+    for (level, truth) in levels.iter().enumerate() {
+        let level = level as u8;
+        let finest = level + 1 == opts.scales;
+        let target_grid = if level == 0 {
+            truth.clone()
+        } else {
+            let (prev, dims) = rec.current();
+            pyramid::residual(truth, prev, dims)
+        };
+        let share = truth.data.len() as f64 / total_voxels as f64;
+        let bytes = target.map(|t| {
+            if finest {
+                (t - written).max(64.0)
+            } else {
+                t * (share * COARSE_BUDGET_FACTOR).min(0.5)
+            }
+        });
+        let time = opts.time_limit.map(|limit| {
+            let left = limit.saturating_sub(started.elapsed());
+            let rest: usize = levels[level as usize..].iter().map(|g| g.data.len()).sum();
+            left.mul_f64(truth.data.len() as f64 / rest as f64)
+        });
+        let grid_opts = match bytes {
+            Some(b) => grid::fit_architecture(&opts.grid, truth.dims, b),
+            None => opts.grid.clone(),
+        };
+        let fitted = grid::fit_scale(
+            &target_grid.data,
+            truth.dims,
+            level,
+            opts.scales,
+            &grid_opts,
+            RateGoal {
+                lambda,
+                bytes,
+                time,
+            },
+            opts.seed.wrapping_add(level as u64),
+            progress,
+        )?;
+        lambda = fitted.lambda;
+        let section = fitted.section;
+        writer.add_scale(&section)?;
+        let coded = section.to_bytes(&header).len() as f64;
+        written += coded;
+        if std::env::var_os("STRATA_DEBUG_RATE").is_some() {
+            eprintln!(
+                "grid scale {level}: budget {bytes:?} coded {coded} λ {lambda:.3e} arch {:?}/{}",
+                section.arch.synthesis, section.arch.context_hidden
+            );
+        }
+        rec.add_scale(&section)?;
+        let psnr = level_psnr(&rec, &truth.data);
+        progress.scale_finished(level, psnr);
+        report.scales.push((truth.dims, 0, 0, psnr));
+        report
+            .widths
+            .push(section.arch.synthesis.first().copied().unwrap_or(0));
+        report.bits.push(None);
+        report.lambdas.push(lambda);
     }
     report.reconstruction = Some(rec.to_volume()?);
     writer.add_metadata(&meta)?;

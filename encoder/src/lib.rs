@@ -9,6 +9,7 @@ pub mod args;
 pub mod blocks;
 pub mod cluster;
 pub mod encode;
+pub mod grid;
 pub mod metrics;
 pub mod prune;
 pub mod pyramid;
@@ -16,4 +17,4 @@ pub mod quantize;
 pub mod rate;
 pub mod train;
 
-pub use encode::{encode, EncodeOptions, EncodeReport, Progress, Quantization};
+pub use encode::{encode, EncodeOptions, EncodeReport, ModelKind, Progress, Quantization};

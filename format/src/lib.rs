@@ -8,7 +8,9 @@
 mod bytes;
 pub mod decode;
 mod error;
+pub mod grid;
 mod header;
+mod model;
 mod range_coder;
 mod reader;
 mod scale;
@@ -20,10 +22,12 @@ mod writer;
 
 pub use decode::{decode, Reconstruction};
 pub use error::FormatError;
+pub use grid::{GridArchitecture, GridBreakdown, GridSection};
 pub use header::{
     encoded_len as header_len, level_dims, Header, SectionEntry, SectionKind, FIXED_HEADER_LEN,
     MAGIC, MAX_BLOCK_EDGE, MAX_SCALES, MAX_SECTIONS, VERSION,
 };
+pub use model::ScaleRef;
 pub use reader::{Archive, Event, RawSection, Section, StreamReader};
 pub use scale::{
     block_count, Architecture, LayerParams, ScaleSection, SectionBreakdown, MAX_WIDTH,

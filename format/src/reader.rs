@@ -4,7 +4,9 @@
 //! [`Archive`], for a whole file or a set of range-fetched sections.
 
 use crate::error::FormatError;
+use crate::grid::{GridBreakdown, GridSection, MODEL_GRID};
 use crate::header::{Header, SectionEntry, SectionKind, FIXED_HEADER_LEN};
+use crate::model::ScaleRef;
 use crate::scale::{ScaleSection, SectionBreakdown};
 use crate::Limits;
 
@@ -21,6 +23,8 @@ pub struct RawSection {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Section {
     Scale(Box<ScaleSection>, SectionBreakdown),
+    /// A scale of the `grid` model kind.
+    Grid(Box<GridSection>, GridBreakdown),
     /// Metadata JSON text.
     Metadata(String),
     /// Sections this version does not interpret (post-filter, unknown optional kinds).
@@ -225,6 +229,11 @@ impl RawSection {
             reason,
         };
         match self.entry.kind {
+            SectionKind::Scale if self.bytes.first() == Some(&MODEL_GRID) => {
+                let (s, b) = GridSection::parse(&self.bytes, header, self.entry.level, limits)
+                    .map_err(|e| wrap(e.to_string()))?;
+                Ok(Section::Grid(Box::new(s), b))
+            }
             SectionKind::Scale => {
                 let (s, b) = ScaleSection::parse(&self.bytes, header, self.entry.level, limits)
                     .map_err(|e| wrap(e.to_string()))?;
@@ -283,11 +292,12 @@ impl Archive {
 
     /// The scale sections that decoded, coarsest first, up to the first one
     /// that did not (a finer scale is useless without all coarser ones).
-    pub fn usable_scales(&self) -> Vec<&ScaleSection> {
+    pub fn usable_scales(&self) -> Vec<ScaleRef<'_>> {
         self.sections
             .iter()
             .map_while(|s| match s {
-                Ok(Section::Scale(s, _)) => Some(&**s),
+                Ok(Section::Scale(s, _)) => Some(ScaleRef::Siren(s)),
+                Ok(Section::Grid(g, _)) => Some(ScaleRef::Grid(g)),
                 _ => None,
             })
             .collect()

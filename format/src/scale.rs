@@ -212,6 +212,7 @@ impl ScaleSection {
         };
         let model = r.u8("model kind")?;
         if model != MODEL_SIREN {
+            // Grid sections are dispatched before they get here.
             return Err(FormatError::Invalid(format!(
                 "unknown block model kind {model}"
             )));

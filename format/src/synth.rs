@@ -2,6 +2,7 @@
 //! need realistic sections before (or without) the encoder: the weights
 //! follow the SIREN initialization, so activations look like a trained net's.
 
+use crate::grid::{latent_dims, GridArchitecture, GridSection};
 use crate::scale::{block_count, Architecture, LayerParams, ScaleSection};
 use crate::tensor::Tensor;
 use crate::writer::VolumeInfo;
@@ -112,4 +113,51 @@ pub fn random_scales(
     (0..info.scales)
         .map(|level| random_scale(info, level, arch, occupancy, 1 << level.min(2), &mut rng))
         .collect()
+}
+
+/// A grid scale section for `info` at `level`: latents drawn from a Laplace
+/// of scale `spread` (mostly small integers, as trained ones are), random
+/// synthesis weights (binary16) and a random fixed-point context network.
+pub fn random_grid_scale(
+    info: &VolumeInfo,
+    level: u8,
+    arch: &GridArchitecture,
+    spread: f32,
+    rng: &mut SplitMix,
+) -> GridSection {
+    let dims = info.header().level_dims(level);
+    let latents = (0..arch.levels)
+        .map(|l| {
+            let n: usize = latent_dims(dims, l).iter().product();
+            (0..n)
+                .map(|_| {
+                    let u = rng.unit().max(1e-6);
+                    let mag = -(u.ln()) * spread;
+                    let sign = if rng.unit() < 0.5 { -1.0 } else { 1.0 };
+                    (sign * mag).round() as i32
+                })
+                .collect()
+        })
+        .collect();
+    let synthesis = arch
+        .synthesis_shapes()
+        .iter()
+        .flat_map(|&(i, o)| {
+            let bound = (1.0 / i as f32).sqrt();
+            (0..i * o + o)
+                .map(|_| rng.symmetric(bound))
+                .collect::<Vec<_>>()
+        })
+        .map(|w| half::f16::from_f32(w).to_f32())
+        .collect();
+    let context = (0..arch.context_params())
+        .map(|_| (rng.symmetric(1.0) * 2048.0) as i16)
+        .collect();
+    GridSection {
+        level,
+        arch: arch.clone(),
+        synthesis,
+        context,
+        latents,
+    }
 }

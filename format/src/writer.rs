@@ -4,7 +4,7 @@
 
 use crate::error::FormatError;
 use crate::header::{encoded_len, Header, SectionEntry, SectionKind};
-use crate::scale::ScaleSection;
+use crate::model::ScaleRef;
 use crate::stream::Codec;
 use crate::volume::DataType;
 use crate::Limits;
@@ -67,17 +67,19 @@ impl ArchiveWriter {
     }
 
     /// Adds the next scale section; levels must come 0, 1, 2, ... in order.
-    pub fn add_scale(&mut self, scale: &ScaleSection) -> Result<(), FormatError> {
+    pub fn add_scale<'a>(&mut self, scale: impl Into<ScaleRef<'a>>) -> Result<(), FormatError> {
+        let scale: ScaleRef = scale.into();
         let next = self.scales_written();
-        if scale.level != next || self.sections.len() != next as usize {
+        if scale.level() != next || self.sections.len() != next as usize {
             return Err(FormatError::Invalid(format!(
                 "scale level {} added where level {next} was due",
-                scale.level
+                scale.level()
             )));
         }
         scale.validate(&self.header)?;
         let bytes = scale.to_bytes(&self.header, self.codec);
-        self.sections.push((SectionKind::Scale, scale.level, bytes));
+        self.sections
+            .push((SectionKind::Scale, scale.level(), bytes));
         Ok(())
     }
 

@@ -100,8 +100,10 @@ fn check(archive: &[u8], chunking: u8) {
                 }
                 Ok(Event::Section(raw)) => {
                     let h = header.as_ref().expect("section before header");
-                    if let Ok(Section::Scale(s, _)) = raw.decode(h, &limits) {
-                        assert_eq!(s.level, raw.entry.level);
+                    match raw.decode(h, &limits) {
+                        Ok(Section::Scale(s, _)) => assert_eq!(s.level, raw.entry.level),
+                        Ok(Section::Grid(g, _)) => assert_eq!(g.level, raw.entry.level),
+                        _ => {}
                     }
                 }
                 Err(_) => {

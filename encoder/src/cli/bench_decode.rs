@@ -39,7 +39,15 @@ pub fn run(args: Args) -> Result<()> {
     let bytes = super::example::build(dims, args.scales, args.block, args.occupancy, 7)?;
     let limits = Limits::default();
     let archive = Archive::read(&bytes, &limits)?;
-    let scales = archive.usable_scales();
+    // The example archive holds SIREN scales only.
+    let scales: Vec<&strata_format::ScaleSection> = archive
+        .usable_scales()
+        .into_iter()
+        .filter_map(|s| match s {
+            strata_format::ScaleRef::Siren(s) => Some(s),
+            strata_format::ScaleRef::Grid(_) => None,
+        })
+        .collect();
     let header = &archive.header;
     let arch = &scales[0].arch;
     // MLP evaluations: every voxel of every occupied block, edges included.

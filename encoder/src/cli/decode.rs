@@ -57,7 +57,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut rec = Reconstruction::new(header);
         for s in &usable[..wanted as usize] {
             rec.add_scale(s)
-                .with_context(|| format!("scale {}", s.level))?;
+                .with_context(|| format!("scale {}", s.level()))?;
             bar.inc(1);
         }
         rec.to_volume()?

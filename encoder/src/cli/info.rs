@@ -66,6 +66,13 @@ pub(super) fn component_table(archive: &Archive) -> (Vec<&'static str>, Vec<(Str
             v.push(v.iter().sum());
             rows.push((format!("scale {}", scale.level), v));
         }
+        // Grid scales: latents, the two networks' parameters as weights.
+        if let Section::Grid(grid, b) = s {
+            let latents: u64 = b.latents.iter().sum();
+            let mut v = vec![0, 0, latents, 0, 0, 0, b.synthesis + b.context, b.framing];
+            v.push(v.iter().sum());
+            rows.push((format!("scale {}", grid.level), v));
+        }
     }
     (names, rows)
 }
@@ -126,6 +133,19 @@ pub fn run(args: Args) -> Result<()> {
                     v["hidden"] = json!(scale.arch.hidden);
                     v["omega0"] = json!(scale.arch.omega0);
                     v["breakdown"] = breakdown_json(breakdown);
+                }
+                Ok(Section::Grid(grid, b)) => {
+                    v["model"] = json!("grid");
+                    v["grid"] = json!(h.level_dims(grid.level));
+                    v["latent_levels"] = json!(grid.arch.levels);
+                    v["synthesis"] = json!(grid.arch.synthesis);
+                    v["context_hidden"] = json!(grid.arch.context_hidden);
+                    v["breakdown"] = json!({
+                        "latents_per_level": b.latents,
+                        "synthesis": b.synthesis,
+                        "context": b.context,
+                        "framing": b.framing,
+                    });
                 }
                 Ok(Section::Metadata(m)) => {
                     v["metadata"] = serde_json::from_str(m).unwrap_or(json!(m));

@@ -51,7 +51,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut writer = ArchiveWriter::new(info, codec);
     for section in archive.sections.iter().flatten() {
         match section {
-            Section::Scale(s, _) => writer.add_scale(s)?,
+            Section::Scale(s, _) => writer.add_scale(&**s)?,
+            Section::Grid(g, _) => writer.add_scale(&**g)?,
             Section::Metadata(json) => writer.add_metadata(json)?,
             Section::Opaque(raw) => writer.add_optional(raw.entry.kind, raw.bytes.clone())?,
         }

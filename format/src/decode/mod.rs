@@ -18,7 +18,7 @@ pub use upsample::{taps, upsample, upsample_add};
 
 use crate::error::FormatError;
 use crate::header::Header;
-use crate::scale::ScaleSection;
+use crate::model::ScaleRef;
 use crate::volume::Volume;
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
@@ -117,21 +117,26 @@ impl Reconstruction {
     }
 
     /// Adds the next level: upsamples what is there and adds its blocks.
-    pub fn add_scale(&mut self, section: &ScaleSection) -> Result<(), FormatError> {
-        if section.level != self.levels_done {
+    pub fn add_scale<'a>(&mut self, section: impl Into<ScaleRef<'a>>) -> Result<(), FormatError> {
+        let section: ScaleRef = section.into();
+        if section.level() != self.levels_done {
             return Err(FormatError::Invalid(format!(
                 "scale level {} given where level {} was due",
-                section.level, self.levels_done
+                section.level(),
+                self.levels_done
             )));
         }
-        let model = ScaleModel::new(section, &self.header)?;
-        let dims = model.grid;
+        section.validate(&self.header)?;
+        let dims = self.header.level_dims(self.levels_done);
         let mut grid = if self.levels_done == 0 {
             vec![0f32; dims.iter().product()]
         } else {
             upsample(&self.data, self.dims, dims)
         };
-        add_blocks(&model, &mut grid);
+        match section {
+            ScaleRef::Siren(s) => add_blocks(&ScaleModel::new(s, &self.header)?, &mut grid),
+            ScaleRef::Grid(g) => crate::grid::add_synthesis(g, dims, &mut grid),
+        }
         self.dims = dims;
         self.data = grid;
         self.levels_done += 1;
@@ -169,7 +174,7 @@ impl Reconstruction {
 /// full-size volume in original units.
 pub fn decode(
     header: &Header,
-    scales: &[&ScaleSection],
+    scales: &[ScaleRef],
     max_scales: Option<u8>,
 ) -> Result<Volume, FormatError> {
     let n = max_scales.unwrap_or(header.scales).min(header.scales) as usize;
@@ -184,7 +189,7 @@ pub fn decode(
     }
     let mut rec = Reconstruction::new(header);
     for s in &scales[..n] {
-        rec.add_scale(s)?;
+        rec.add_scale(*s)?;
     }
     rec.to_volume()
 }

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use strata_format::synth::{default_architecture, random_scales};
+use strata_format::grid::GridArchitecture;
+use strata_format::synth::{default_architecture, random_grid_scale, random_scales, SplitMix};
 use strata_format::{Archive, ArchiveWriter, Codec, DataType, Limits, VolumeInfo};
 
 fn main() {
@@ -91,5 +92,44 @@ fn main() {
             std::fs::write(&path, &seed).expect("write seed");
         }
         println!("seed {i}: {dims:?} x{scales} scales, {} bytes", bytes.len());
+    }
+    // Grid archives: odd dims, 4D, every synthesis depth, linear and hidden
+    // context networks.
+    let grid_cases: [([u32; 4], u8, u8, &[u16], u8); 3] = [
+        ([9, 7, 5, 1], 2, 3, &[6], 2),
+        ([5, 4, 3, 3], 1, 2, &[], 0),
+        ([12, 10, 8, 1], 3, 4, &[4, 4], 5),
+    ];
+    for (i, &(dims, scales, levels, synthesis, context_hidden)) in grid_cases.iter().enumerate() {
+        let info = VolumeInfo {
+            dims,
+            scales,
+            block: [4, 4, 4],
+            value_min: 0.0,
+            value_max: 1.0,
+            dtype: DataType::F32,
+            spacing: [1.0; 4],
+        };
+        let arch = GridArchitecture {
+            levels,
+            synthesis: synthesis.to_vec(),
+            context_hidden,
+        };
+        let mut rng = SplitMix(101 + i as u64);
+        let mut w = ArchiveWriter::new(info.clone(), Codec::Best(3));
+        for l in 0..scales {
+            w.add_scale(&random_grid_scale(&info, l, &arch, 1.5, &mut rng))
+                .expect("add grid scale");
+        }
+        let bytes = w.finish().expect("finish archive");
+        for (j, control) in [0u8, 3, 0x80].into_iter().enumerate() {
+            let mut seed = vec![control];
+            seed.extend_from_slice(&bytes);
+            std::fs::write(dir.join(format!("grid-{i}-{j}")), &seed).expect("write seed");
+        }
+        println!(
+            "grid seed {i}: {dims:?} x{scales} scales, {} bytes",
+            bytes.len()
+        );
     }
 }

@@ -1,0 +1,120 @@
+//! The `grid` model kind end to end on small synthetic volumes: the
+//! encoder's reconstruction is exactly the CPU decode of its archive, the
+//! archive holds grid sections, training lowers the error, `--ratio` steers
+//! the size, and awkward inputs (4D, one-voxel axes, constants) encode.
+
+use strata::grid::GridOptions;
+use strata::{encode, EncodeOptions, ModelKind};
+use strata_format::{decode, Archive, Limits, ScaleRef, Volume};
+
+fn volume(dims: [usize; 4], f: impl Fn(f32, f32, f32, f32) -> f32) -> Volume {
+    let mut data = Vec::new();
+    for t in 0..dims[3] {
+        for z in 0..dims[2] {
+            for y in 0..dims[1] {
+                for x in 0..dims[0] {
+                    let n = |i: usize, d: usize| i as f32 / d.max(2) as f32;
+                    data.push(f(n(x, dims[0]), n(y, dims[1]), n(z, dims[2]), t as f32));
+                }
+            }
+        }
+    }
+    Volume::new(dims, data).unwrap()
+}
+
+fn grid(steps: usize) -> EncodeOptions {
+    EncodeOptions {
+        model: ModelKind::Grid,
+        grid: GridOptions {
+            steps,
+            ..GridOptions::default()
+        },
+        ..EncodeOptions::default()
+    }
+}
+
+fn psnr(a: &Volume, b: &Volume) -> f64 {
+    strata::metrics::psnr(
+        a.finite_range().map_or(1.0, |(lo, hi)| (hi - lo) as f64),
+        strata::metrics::quality(&a.data, &b.data).rmse,
+    )
+}
+
+#[test]
+fn reconstruction_is_the_cpu_decode_and_training_helps() {
+    let v = volume([23, 19, 13, 2], |x, y, z, t| {
+        (5.0 * x + 2.0 * y).sin() * 50.0 + (4.0 * z).cos() * 20.0 + t * 3.0
+    });
+    let (bytes, report) = encode(&v, "g", &grid(150), &mut ()).unwrap();
+    let a = Archive::read(&bytes, &Limits::default()).unwrap();
+    assert!(a.first_error().is_none(), "{:?}", a.first_error());
+    let scales = a.usable_scales();
+    assert_eq!(scales.len(), 3);
+    assert!(scales.iter().all(|s| matches!(s, ScaleRef::Grid(_))));
+    let decoded = decode(&a.header, &scales, None).unwrap();
+    let rec = report.reconstruction.unwrap();
+    assert_eq!(decoded.data, rec.data, "encoder and decoder disagree");
+    let trained = psnr(&v, &decoded);
+    let (short, _) = encode(&v, "g", &grid(5), &mut ()).unwrap();
+    let early = psnr(&v, &{
+        let a = Archive::read(&short, &Limits::default()).unwrap();
+        decode(&a.header, &a.usable_scales(), None).unwrap()
+    });
+    assert!(
+        trained > 25.0 && trained > early + 3.0,
+        "{early:.2} → {trained:.2} dB"
+    );
+}
+
+#[test]
+fn ratio_steers_the_archive_size() {
+    let v = volume([48, 40, 32, 1], |x, y, z, _| {
+        (6.0 * x).sin() * (5.0 * y).cos() + (3.0 * z).sin()
+    });
+    let mut sizes = Vec::new();
+    for ratio in [30.0, 90.0] {
+        let opts = EncodeOptions {
+            target_ratio: Some(ratio),
+            ..grid(200)
+        };
+        let (bytes, _) = encode(&v, "r", &opts, &mut ()).unwrap();
+        let got = v.data.len() as f64 * 4.0 / bytes.len() as f64;
+        // The steering lags (see the note on issue 12): within 30%.
+        assert!(
+            (got / ratio - 1.0).abs() < 0.3,
+            "asked {ratio}, got {got:.1}"
+        );
+        sizes.push(bytes.len());
+    }
+    assert!(sizes[1] * 2 < sizes[0], "{sizes:?}");
+}
+
+#[test]
+fn awkward_volumes_encode() {
+    let cases = [
+        volume([1, 1, 1, 1], |_, _, _, _| 3.0),
+        volume([9, 1, 1, 1], |x, _, _, _| x),
+        volume([5, 6, 1, 4], |x, y, _, t| x * y + t),
+        volume([8, 8, 8, 1], |_, _, _, _| -2.5),
+    ];
+    for v in &cases {
+        let (bytes, report) = encode(v, "a", &grid(20), &mut ()).unwrap();
+        let decoded = {
+            let a = Archive::read(&bytes, &Limits::default()).unwrap();
+            decode(&a.header, &a.usable_scales(), None).unwrap()
+        };
+        assert_eq!(decoded.dims, v.dims);
+        assert_eq!(decoded.data, report.reconstruction.unwrap().data);
+        if v.data.iter().all(|&x| x == v.data[0]) {
+            assert!(decoded.data.iter().all(|&x| (x - v.data[0]).abs() < 1e-4));
+        }
+    }
+}
+
+#[test]
+fn non_finite_voxels_are_refused() {
+    let mut v = volume([4, 4, 4, 1], |x, _, _, _| x);
+    v.data[5] = f32::NAN;
+    let e = encode(&v, "n", &grid(5), &mut ()).unwrap_err().to_string();
+    assert!(e.contains("non-finite"), "{e}");
+}

@@ -1,0 +1,424 @@
+//! The latents' entropy model, in integer arithmetic only, so that every
+//! decoder (native x86 or ARM, wasm32) computes the encoder's probabilities
+//! bit for bit: a context network with fixed-point weights predicts a mean
+//! (in 1/16) and a scale index for each latent from already-decoded values;
+//! a discretized Laplace of that mean and scale is coded as binary decisions
+//! (zero? sign? magnitude in unary, then an Exp-Golomb escape) by the range
+//! coder with fixed 15-bit probabilities. `docs/FORMAT.md`, "Grid section".
+
+use super::GridArchitecture;
+use crate::range_coder::{FixedDecoder, FixedEncoder, FIXED_ONE};
+
+/// Scale indices: b = 2^(s/8) / 16, s in 0..SCALE_STEPS (b from 1/16 to ~15).
+pub const SCALE_STEPS: usize = 64;
+/// Fraction bits of the context network's weights and hidden values.
+pub const WEIGHT_FRAC: u32 = 12;
+/// Context inputs are latents clamped to this magnitude.
+pub const CONTEXT_CLAMP: i32 = 64;
+/// Magnitudes coded in unary before the Exp-Golomb escape.
+pub const UNARY_MAX: u32 = 24;
+/// Largest latent magnitude a stream may hold.
+pub const MAX_LATENT_ABS: i32 = 1 << 15;
+/// Latents of a level are coded in independent chunks of this many z slices
+/// (per time step), so they can be decoded in parallel; contexts never look
+/// across a chunk's first slice.
+pub const CHUNK_SLICES: usize = 16;
+
+/// Causal neighbours (dx, dy, dz) within a level, in raster order (x fastest).
+pub const NEIGHBOURS: [[i32; 3]; 12] = [
+    [-1, 0, 0],
+    [-2, 0, 0],
+    [0, -1, 0],
+    [0, -2, 0],
+    [-1, -1, 0],
+    [1, -1, 0],
+    [0, 0, -1],
+    [0, 0, -2],
+    [-1, 0, -1],
+    [1, 0, -1],
+    [0, -1, -1],
+    [0, 1, -1],
+];
+/// Inputs of the context network: the neighbours, then the co-located latent
+/// of the next coarser level (0 at the coarsest).
+pub const CONTEXT_INPUTS: usize = NEIGHBOURS.len() + 1;
+
+/// round(2^(-2^-(i+1)) · 2^30): the factors of a binary fraction's power.
+const EXP2_FRACTION: [u64; 16] = [
+    759250125, 902905651, 984625594, 1028218693, 1050733751, 1062175491, 1067942999, 1070838486,
+    1072289173, 1073015252, 1073378477, 1073560135, 1073650976, 1073696399, 1073719111, 1073730468,
+];
+/// round(log2(e) · 2^30).
+const LOG2E_Q30: u64 = 1549082005;
+
+/// 2^(−x / 2^16) in Q30, integer operations only.
+pub fn exp2_neg(x: u64) -> u64 {
+    let whole = x >> 16;
+    if whole >= 31 {
+        return 0;
+    }
+    let mut r: u64 = 1 << 30;
+    for (i, &c) in EXP2_FRACTION.iter().enumerate() {
+        if (x >> (15 - i)) & 1 == 1 {
+            r = (r * c + (1 << 29)) >> 30;
+        }
+    }
+    r >> whole
+}
+
+/// The three binary probabilities (of the 0 branch, in 1/2^15) of one
+/// (fractional mean, scale) pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaplaceBits {
+    /// P(d = 0).
+    pub zero: u16,
+    /// P(d > 0 | d ≠ 0).
+    pub positive: u16,
+    /// P(|d| = k | |d| ≥ k): the geometric tail's stop probability 1 − e^(−1/b).
+    pub stop: u16,
+}
+
+/// Probabilities for every scale index and every mean offset φ = μ − round(μ)
+/// in sixteenths (−8..=7), built once with integer arithmetic.
+#[derive(Clone, Debug)]
+pub struct LaplaceTable {
+    entries: Vec<LaplaceBits>,
+}
+
+fn prob15(num: u64, den: u64) -> u16 {
+    let p = if den == 0 {
+        FIXED_ONE as u64 / 2
+    } else {
+        (num * FIXED_ONE as u64 + den / 2) / den
+    };
+    p.clamp(1, FIXED_ONE as u64 - 1) as u16
+}
+
+impl LaplaceTable {
+    pub fn new() -> LaplaceTable {
+        let mut entries = Vec::with_capacity(SCALE_STEPS * 16);
+        for s in 0..SCALE_STEPS as u64 {
+            // log2(e)/b in Q16, with 1/b = 16 · 2^(−s/8).
+            let inv_b = exp2_neg(s * 8192);
+            let k = (LOG2E_Q30 * inv_b) >> 40;
+            // e^(−t/b) for t in sixteenths, Q30.
+            let e = |t16: u64| exp2_neg((k * t16) >> 4);
+            for phi in -8i64..8 {
+                let ep = e((8 - phi) as u64); // P(d > 0) = ½·ep
+                let en = e((8 + phi) as u64); // P(d < 0) = ½·en
+                let one = 1u64 << 31; // 2 in Q30: probabilities ×2
+                let zero = one.saturating_sub(ep + en);
+                let q = e(16);
+                entries.push(LaplaceBits {
+                    zero: prob15(zero, one),
+                    positive: prob15(ep, ep + en),
+                    stop: prob15((1u64 << 30) - q, 1 << 30),
+                });
+            }
+        }
+        LaplaceTable { entries }
+    }
+
+    /// `mean16`: the mean in sixteenths; `scale`: already clamped to the table.
+    /// Returns round(μ) and the probabilities around it.
+    pub fn lookup(&self, mean16: i32, scale: usize) -> (i32, LaplaceBits) {
+        let m = (mean16 + 8) >> 4;
+        let phi = mean16 - 16 * m;
+        (m, self.entries[scale * 16 + (phi + 8) as usize])
+    }
+}
+
+impl Default for LaplaceTable {
+    fn default() -> Self {
+        LaplaceTable::new()
+    }
+}
+
+/// The context network in fixed point: weights as stored (Q12, i16).
+/// Layout per [`GridArchitecture::context_params`].
+#[derive(Clone, Debug)]
+pub struct ContextNet<'a> {
+    hidden: usize,
+    params: &'a [i16],
+}
+
+impl<'a> ContextNet<'a> {
+    pub fn new(arch: &GridArchitecture, params: &'a [i16]) -> ContextNet<'a> {
+        assert_eq!(params.len(), arch.context_params());
+        ContextNet {
+            hidden: arch.context_hidden as usize,
+            params,
+        }
+    }
+
+    /// (mean in sixteenths, scale index) for one latent's context.
+    pub fn predict(&self, ctx: &[i32; CONTEXT_INPUTS]) -> (i32, usize) {
+        let n = CONTEXT_INPUTS;
+        let h = self.hidden;
+        let p = self.params;
+        // Hidden layer: relu(W1ᵀc + b1), Q12.
+        let (w1, rest) = p.split_at(n * h);
+        let (b1, rest) = rest.split_at(h);
+        let (w2, rest) = rest.split_at(h * 2);
+        let (skip, b2) = rest.split_at(n * 2);
+        let mut out = [0i64; 2];
+        for j in 0..h {
+            let mut acc = b1[j] as i64;
+            for i in 0..n {
+                acc += w1[i * h + j] as i64 * ctx[i] as i64;
+            }
+            let hj = acc.max(0);
+            out[0] += w2[j * 2] as i64 * hj;
+            out[1] += w2[j * 2 + 1] as i64 * hj;
+        }
+        // Linear skip and output bias, Q12 raised to Q24.
+        for (k, o) in out.iter_mut().enumerate() {
+            let mut lin = b2[k] as i64;
+            for i in 0..n {
+                lin += skip[i * 2 + k] as i64 * ctx[i] as i64;
+            }
+            *o += lin << WEIGHT_FRAC;
+        }
+        let mean16 = ((out[0] + (1 << 19)) >> 20)
+            .clamp(-(MAX_LATENT_ABS as i64) * 16, MAX_LATENT_ABS as i64 * 16);
+        // The second output is the scale in octaves (Q24): the index is 8× it.
+        let scale = ((out[1] + (1 << 20)) >> 21).clamp(0, SCALE_STEPS as i64 - 1);
+        (mean16 as i32, scale as usize)
+    }
+}
+
+/// A level's latents: dims (x, y, z, t), x fastest.
+pub struct LevelView<'a> {
+    pub dims: [usize; 4],
+    pub values: &'a [i32],
+}
+
+/// One chunk of a level: time step `t`, slices `z0 .. z0 + nz`. Its latents
+/// are one contiguous run of the level's array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub t: usize,
+    pub z0: usize,
+    pub nz: usize,
+}
+
+impl Chunk {
+    /// Where the chunk's run starts in the level's array.
+    pub fn offset(&self, dims: [usize; 4]) -> usize {
+        (self.t * dims[2] + self.z0) * dims[0] * dims[1]
+    }
+
+    pub fn len(&self, dims: [usize; 4]) -> usize {
+        self.nz * dims[0] * dims[1]
+    }
+}
+
+/// The chunks of a level in coding (and memory) order.
+pub fn chunks(dims: [usize; 4]) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    for t in 0..dims[3] {
+        let mut z0 = 0;
+        while z0 < dims[2] {
+            let nz = CHUNK_SLICES.min(dims[2] - z0);
+            out.push(Chunk { t, z0, nz });
+            z0 += nz;
+        }
+    }
+    out
+}
+
+/// The context of the latent at (x, y, zl) of a chunk (`values`: the chunk's
+/// run, `dx × dy` per slice, decoded up to this latent), at level position
+/// (x, y, chunk.z0 + zl, chunk.t). Neighbours outside the chunk count as 0;
+/// the parent is the next coarser level, fully decoded.
+#[inline]
+pub fn context(
+    values: &[i32],
+    [dx, dy]: [usize; 2],
+    parent: Option<&LevelView>,
+    [x, y, zl]: [usize; 3],
+    chunk: Chunk,
+) -> [i32; CONTEXT_INPUTS] {
+    let mut c = [0i32; CONTEXT_INPUTS];
+    for (k, o) in NEIGHBOURS.iter().enumerate() {
+        let (nx, ny, nz) = (
+            x as isize + o[0] as isize,
+            y as isize + o[1] as isize,
+            zl as isize + o[2] as isize,
+        );
+        if nx < 0 || ny < 0 || nz < 0 || nx >= dx as isize || ny >= dy as isize {
+            continue;
+        }
+        let i = (nz as usize * dy + ny as usize) * dx + nx as usize;
+        c[k] = values[i].clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP);
+    }
+    if let Some(p) = parent {
+        let [px, py, pz, pt] = p.dims;
+        let z = chunk.z0 + zl;
+        let i = ((((chunk.t / 2).min(pt - 1) * pz + (z / 2).min(pz - 1)) * py
+            + (y / 2).min(py - 1))
+            * px)
+            + (x / 2).min(px - 1);
+        c[NEIGHBOURS.len()] = p.values[i].clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP);
+    }
+    c
+}
+
+fn encode_value(enc: &mut FixedEncoder, value: i32, m: i32, p: LaplaceBits) {
+    let d = value - m;
+    enc.bit(p.zero, d != 0);
+    if d == 0 {
+        return;
+    }
+    enc.bit(p.positive, d < 0);
+    let mag = d.unsigned_abs();
+    for k in 1..=UNARY_MAX {
+        let more = mag > k;
+        enc.bit(p.stop, more);
+        if !more {
+            return;
+        }
+    }
+    // Exp-Golomb (order 0) of mag − UNARY_MAX − 1, bits at probability ½.
+    let v = mag - UNARY_MAX - 1 + 1;
+    let n = 32 - v.leading_zeros();
+    for _ in 1..n {
+        enc.bit(FIXED_ONE / 2, true);
+    }
+    enc.bit(FIXED_ONE / 2, false);
+    for b in (0..n - 1).rev() {
+        enc.bit(FIXED_ONE / 2, (v >> b) & 1 == 1);
+    }
+}
+
+fn decode_value(dec: &mut FixedDecoder, m: i32, p: LaplaceBits) -> Result<i32, String> {
+    if !dec.bit(p.zero)? {
+        return Ok(m);
+    }
+    let negative = dec.bit(p.positive)?;
+    let mut mag = 1u32;
+    while mag <= UNARY_MAX && dec.bit(p.stop)? {
+        mag += 1;
+    }
+    if mag > UNARY_MAX {
+        let mut n = 1;
+        while dec.bit(FIXED_ONE / 2)? {
+            n += 1;
+            if n > 17 {
+                return Err("latent escape code longer than 17 bits".into());
+            }
+        }
+        let mut v = 1u32;
+        for _ in 1..n {
+            v = (v << 1) | dec.bit(FIXED_ONE / 2)? as u32;
+        }
+        mag = v - 1 + UNARY_MAX + 1;
+    }
+    let d = if negative { -(mag as i64) } else { mag as i64 };
+    let value = m as i64 + d;
+    if value.abs() > MAX_LATENT_ABS as i64 {
+        return Err(format!("latent {value} beyond ±{MAX_LATENT_ABS}"));
+    }
+    Ok(value as i32)
+}
+
+/// Codes one chunk: `values` is its run of the level (`dx × dy × nz`).
+pub fn encode_chunk(
+    net: &ContextNet,
+    table: &LaplaceTable,
+    values: &[i32],
+    plane: [usize; 2],
+    parent: Option<&LevelView>,
+    chunk: Chunk,
+) -> Vec<u8> {
+    let [dx, dy] = plane;
+    let mut enc = FixedEncoder::new();
+    for zl in 0..chunk.nz {
+        for y in 0..dy {
+            for x in 0..dx {
+                let c = context(values, plane, parent, [x, y, zl], chunk);
+                let (mean16, scale) = net.predict(&c);
+                let (m, p) = table.lookup(mean16, scale);
+                encode_value(&mut enc, values[(zl * dy + y) * dx + x], m, p);
+            }
+        }
+    }
+    enc.finish()
+}
+
+/// Decodes one chunk into its run `values` (`dx × dy × nz`).
+pub fn decode_chunk(
+    net: &ContextNet,
+    table: &LaplaceTable,
+    values: &mut [i32],
+    plane: [usize; 2],
+    parent: Option<&LevelView>,
+    chunk: Chunk,
+    data: &[u8],
+) -> Result<(), String> {
+    let [dx, dy] = plane;
+    let mut dec = FixedDecoder::new(data)?;
+    for zl in 0..chunk.nz {
+        for y in 0..dy {
+            for x in 0..dx {
+                let c = context(values, plane, parent, [x, y, zl], chunk);
+                let (mean16, scale) = net.predict(&c);
+                let (m, p) = table.lookup(mean16, scale);
+                values[(zl * dy + y) * dx + x] = decode_value(&mut dec, m, p)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp2_matches_float_closely() {
+        for x in [0u64, 1, 100, 32768, 65536, 100_000, 1 << 20, 30 << 16] {
+            let want = (2f64).powf(-(x as f64) / 65536.0) * (1u64 << 30) as f64;
+            let got = exp2_neg(x) as f64;
+            assert!(
+                (got - want).abs() <= 1e-6 * want + 2.0,
+                "{x}: {got} vs {want}"
+            );
+        }
+        assert_eq!(exp2_neg(31 << 16), 0);
+    }
+
+    #[test]
+    fn table_is_a_laplace() {
+        let t = LaplaceTable::new();
+        // Narrow: nearly certain zero; wide: zero about 1/(2b)·… small.
+        let (_, narrow) = t.lookup(0, 0);
+        assert!(narrow.zero > 32000, "{narrow:?}");
+        let (_, wide) = t.lookup(0, SCALE_STEPS - 1);
+        assert!(wide.zero < 2000, "{wide:?}");
+        assert_eq!(wide.positive, 16384);
+        // A mean just above an integer favours the positive side.
+        let (m, up) = t.lookup(5, 20);
+        assert_eq!(m, 0);
+        assert!(up.positive > 16384);
+        let (m, _) = t.lookup(-9, 20);
+        assert_eq!(m, -1);
+    }
+
+    #[test]
+    fn values_round_trip_through_the_coder() {
+        let t = LaplaceTable::new();
+        let values: Vec<i32> = (-40..=40).chain([0, 0, 0, 1000, -30000, 32768]).collect();
+        let mut enc = FixedEncoder::new();
+        for (i, &v) in values.iter().enumerate() {
+            let (m, p) = t.lookup((i as i32 % 33) - 16, i % SCALE_STEPS);
+            encode_value(&mut enc, v, m, p);
+        }
+        let bytes = enc.finish();
+        let mut dec = FixedDecoder::new(&bytes).unwrap();
+        for (i, &v) in values.iter().enumerate() {
+            let (m, p) = t.lookup((i as i32 % 33) - 16, i % SCALE_STEPS);
+            assert_eq!(decode_value(&mut dec, m, p).unwrap(), v);
+        }
+    }
+}
