@@ -103,7 +103,7 @@ fn quantized_archive_is_smaller_decodes_as_encoded_and_keeps_quality() {
     let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
     assert_eq!(Some(decoded), report.reconstruction);
     // Every weight tensor is a codebook of at most 2^9 values.
-    for s in a.usable_scales() {
+    for s in a.usable_scales().iter().filter_map(|s| s.as_siren()) {
         for l in &s.layers {
             match &l.weights.values {
                 strata_format::TensorValues::Codebook { bits, codebook, .. } => {
@@ -310,7 +310,11 @@ fn pruning_keeps_the_outer_layers_and_zeroes_the_rest_for_good() {
     opts.quantization = Some(strata::Quantization::all(9));
     let (bytes, report) = encode(&v, "smooth", &opts, &mut ()).unwrap();
     let a = Archive::read(&bytes, &Limits::default()).unwrap();
-    let scales = a.usable_scales();
+    let scales: Vec<_> = a
+        .usable_scales()
+        .iter()
+        .filter_map(|s| s.as_siren())
+        .collect();
     assert_eq!(scales.len(), 3);
     for s in &scales {
         let last = s.layers.len() - 1;
@@ -342,7 +346,7 @@ fn pruning_keeps_the_outer_layers_and_zeroes_the_rest_for_good() {
             }
         }
     }
-    let decoded = decode(&a.header, &scales, None).unwrap();
+    let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
     assert_eq!(Some(decoded), report.reconstruction);
     // The same masks whatever the number of training threads.
     opts.train.threads = Some(1);
@@ -364,7 +368,10 @@ fn codebook_tuning_keeps_indices_and_does_not_lose_quality() {
     assert_eq!(Some(decoded(&tuned)), report.reconstruction);
     // The coarsest scale is trained the same way in both: same indices,
     // tuned codebooks, and no worse at its level.
-    let (s, t) = (a.usable_scales()[0], b.usable_scales()[0]);
+    let (s, t) = (
+        a.usable_scales()[0].as_siren().unwrap(),
+        b.usable_scales()[0].as_siren().unwrap(),
+    );
     let indices = |x: &strata_format::Tensor| match &x.values {
         strata_format::TensorValues::Codebook { indices, .. } => indices.clone(),
         _ => panic!("quantized"),

@@ -27,6 +27,18 @@ impl<'a> From<&'a GridSection> for ScaleRef<'a> {
     }
 }
 
+impl<'a> From<&'a Box<ScaleSection>> for ScaleRef<'a> {
+    fn from(s: &'a Box<ScaleSection>) -> Self {
+        ScaleRef::Siren(s)
+    }
+}
+
+impl<'a> From<&'a Box<GridSection>> for ScaleRef<'a> {
+    fn from(s: &'a Box<GridSection>) -> Self {
+        ScaleRef::Grid(s)
+    }
+}
+
 impl<'a> From<&&'a ScaleSection> for ScaleRef<'a> {
     fn from(s: &&'a ScaleSection) -> Self {
         ScaleRef::Siren(s)
@@ -39,7 +51,15 @@ impl<'a> From<&ScaleRef<'a>> for ScaleRef<'a> {
     }
 }
 
-impl ScaleRef<'_> {
+impl<'a> ScaleRef<'a> {
+    /// The SIREN section, if this scale is one.
+    pub fn as_siren(&self) -> Option<&'a ScaleSection> {
+        match self {
+            ScaleRef::Siren(s) => Some(s),
+            ScaleRef::Grid(_) => None,
+        }
+    }
+
     pub fn level(&self) -> u8 {
         match self {
             ScaleRef::Siren(s) => s.level,

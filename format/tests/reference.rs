@@ -165,7 +165,14 @@ fn fast_decoder_matches_naive() {
         let a = Archive::read(&w.finish().unwrap(), &Limits::default()).unwrap();
         let scales = a.usable_scales();
         let fast = decode(&a.header, &scales, None).unwrap();
-        let slow = naive_decode(&a.header, &scales);
+        let sirens: Vec<&strata_format::ScaleSection> = scales
+            .iter()
+            .map(|s| match s {
+                strata_format::ScaleRef::Siren(s) => *s,
+                strata_format::ScaleRef::Grid(_) => unreachable!("SIREN archive"),
+            })
+            .collect();
+        let slow = naive_decode(&a.header, &sirens);
         let worst = fast
             .data
             .iter()

@@ -47,6 +47,11 @@ fn progressive_decode_from_a_stream_then_files() {
                             // A full-size preview after every scale.
                             previews.push(rec.to_volume().unwrap());
                         }
+                        Section::Grid(g, _) => {
+                            let rec = rec.as_mut().unwrap();
+                            rec.add_scale(&g).unwrap();
+                            previews.push(rec.to_volume().unwrap());
+                        }
                         Section::Metadata(m) => metadata = Some(m),
                         Section::Opaque(_) => {}
                     }
