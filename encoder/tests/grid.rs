@@ -72,7 +72,7 @@ fn ratio_steers_the_archive_size() {
         (6.0 * x).sin() * (5.0 * y).cos() + (3.0 * z).sin()
     });
     let mut sizes = Vec::new();
-    for ratio in [30.0, 90.0] {
+    for ratio in [30.0, 60.0] {
         let opts = EncodeOptions {
             target_ratio: Some(ratio),
             ..grid(200)
@@ -86,7 +86,7 @@ fn ratio_steers_the_archive_size() {
         );
         sizes.push(bytes.len());
     }
-    assert!(sizes[1] * 2 < sizes[0], "{sizes:?}");
+    assert!(sizes[1] * 3 < sizes[0] * 2, "{sizes:?}");
 }
 
 #[test]

@@ -143,7 +143,7 @@ pub fn step(
             rest = tail;
         }
         // Small levels (one or few chunks) always train the parameters.
-        let sampled = cs.len() >= 4 * param_every;
+        let sampled = cs.len() / 4 >= param_every;
         let parts: Vec<(f64, Vec<f32>)> = runs
             .into_par_iter()
             .zip(cs.par_iter().enumerate())
