@@ -1,6 +1,7 @@
-//! What the error-bounded codecs (SZ3, ZFP) have in common: compress a
-//! volume under an absolute error bound, decompress it, and be measured
-//! the way `strata eval` measures an archive.
+//! What the error-bounded codecs (SZ3, ZFP, SPERR, TTHRESH) have in
+//! common: compress a volume under one error bound (absolute, or for
+//! TTHRESH an RMSE target), decompress it, and be measured the way
+//! `strata eval` measures an archive.
 
 use std::time::Instant;
 
@@ -9,8 +10,8 @@ use strata_format::Volume;
 
 use crate::Row;
 
-/// A lossy compressor driven by one absolute error bound (in the volume's
-/// own units): the larger the bound, the smaller the output.
+/// A lossy compressor driven by one error bound (in the volume's own
+/// units): the larger the bound, the smaller the output.
 pub trait ErrorBounded {
     /// Short name, the CSV's `codec` column.
     fn name(&self) -> &'static str;
@@ -21,6 +22,11 @@ pub trait ErrorBounded {
     fn compress(&self, data: &[f32], dims: [usize; 4], bound: f64) -> Result<Vec<u8>>;
     /// Decompresses what `compress` wrote for a volume of `dims`.
     fn decompress(&self, bytes: &[u8], dims: [usize; 4]) -> Result<Vec<f32>>;
+    /// The bounds the ratio matching searches for a volume whose values
+    /// span `range`: wide enough for any ratio worth measuring.
+    fn bound_range(&self, range: f64) -> (f64, f64) {
+        (range * 1e-7, range * 1e3)
+    }
 }
 
 /// float32 bytes / compressed bytes.

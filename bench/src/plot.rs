@@ -1,6 +1,7 @@
 //! The rate–distortion plot: PSNR against compression ratio (log x), one line
-//! per error-bounded codec, Strata's configurations as labelled points, and
-//! published reference points for the volumes that have them.
+//! per error-bounded codec (SZ3, ZFP, SPERR, TTHRESH), Strata's
+//! configurations as labelled points, and published reference points for
+//! the volumes that have them.
 //!
 //! Text goes through plotters' pure-Rust `ab_glyph` backend with a TrueType
 //! font read at run time (DejaVu Sans from `fonts-dejavu-core`, or the file
@@ -78,11 +79,17 @@ fn font() -> Result<()> {
     .map_err(|e| anyhow!(e))
 }
 
+/// The codecs drawn as lines, in legend order; the legend names them in
+/// capitals.
+pub const CODECS: [&str; 4] = ["sz3", "zfp", "sperr", "tthresh"];
+
 fn color(codec: &str) -> RGBColor {
     match codec {
         "strata" => RGBColor(0, 150, 60),
         "sz3" => RGBColor(30, 90, 200),
         "zfp" => RGBColor(210, 50, 40),
+        "sperr" => RGBColor(230, 140, 0),
+        "tthresh" => RGBColor(140, 60, 170),
         _ => RGBColor(90, 90, 90),
     }
 }
@@ -93,7 +100,7 @@ fn reference_color(label: &str) -> RGBColor {
     } else if label.starts_with("ZFP") {
         color("zfp")
     } else if label.starts_with("TTHRESH") {
-        RGBColor(140, 60, 170)
+        color("tthresh")
     } else {
         BLACK
     }
@@ -145,7 +152,7 @@ pub fn draw(path: &Path, title: &str, rows: &[Row], references: &[Reference]) ->
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
             .draw()?;
-        for codec in ["sz3", "zfp"] {
+        for codec in CODECS {
             let mut line: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|r| r.codec == codec && r.psnr.is_finite())

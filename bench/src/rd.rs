@@ -1,5 +1,6 @@
-//! `bench rd`: Strata's configurations first, then SZ3 and ZFP matched to
-//! each Strata ratio and to the extra target ratios; a CSV and a plot.
+//! `bench rd`: Strata's configurations first, then SZ3, ZFP, SPERR and
+//! TTHRESH matched to each Strata ratio and to the extra target ratios; a
+//! CSV and a plot.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,8 +10,10 @@ use strata_format::Volume;
 
 use crate::codec::{self, ErrorBounded};
 use crate::matching::match_ratio;
+use crate::sperr::Sperr;
 use crate::strata::{self as strata_run, Config};
 use crate::sz3::Sz3;
+use crate::tthresh::Tthresh;
 use crate::zfp::Zfp;
 use crate::{csv, plot, Row};
 
@@ -24,10 +27,11 @@ pub struct Options {
     /// (the default) and 32, each with --bits 9.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub strata: Vec<String>,
-    /// Skip Strata: SZ3 and ZFP at --ratios only.
+    /// Skip Strata: SZ3, ZFP, SPERR and TTHRESH at --ratios only.
     #[arg(long, conflicts_with = "strata")]
     pub no_strata: bool,
-    /// Ratios to match SZ3 and ZFP to, besides each Strata ratio.
+    /// Ratios to match SZ3, ZFP, SPERR and TTHRESH to, besides each Strata
+    /// ratio.
     #[arg(long, num_args = 1.., value_name = "R", default_values_t = [25.0, 50.0, 100.0, 200.0, 500.0])]
     pub ratios: Vec<f64>,
     /// Relative tolerance of the ratio matching.
@@ -89,7 +93,8 @@ pub fn run_matched(
     let mut rows = Vec::new();
     for &target in targets {
         let t = Instant::now();
-        let m = match_ratio(target, scale * 1e-7, scale * 1e3, tolerance, |bound| {
+        let (min, max) = codec.bound_range(scale);
+        let m = match_ratio(target, min, max, tolerance, |bound| {
             let bytes = codec.compress(&volume.data, volume.dims, bound)?;
             Ok(codec::ratio(volume.data.len(), bytes.len()))
         })
@@ -152,7 +157,7 @@ pub fn run(opts: &Options) -> Result<Outputs> {
         rows.push(row);
     }
     let targets = targets(&rows, &opts.ratios);
-    let codecs: [&dyn ErrorBounded; 2] = [&Sz3, &Zfp];
+    let codecs: [&dyn ErrorBounded; 4] = [&Sz3, &Zfp, &Sperr, &Tthresh];
     for codec in codecs {
         eprintln!("{} at ratios {targets:.1?}", codec.name());
         rows.extend(run_matched(codec, &volume, &targets, opts.tolerance)?);
