@@ -1,6 +1,7 @@
 //! Subcommands of `strata`.
 
 mod bench_decode;
+mod bench_grid;
 mod bench_train;
 mod decode;
 mod encode;
@@ -51,6 +52,8 @@ enum Command {
     BenchDecode(bench_decode::Args),
     /// Measure training throughput (forward + backward + update).
     BenchTrain(bench_train::Args),
+    /// Time the grid model's training step: synthesis and rate halves.
+    BenchGrid(bench_grid::Args),
     /// Write a small archive with randomly initialized networks (a sample
     /// to decode until the encoder lands).
     Example(example::Args),
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Decode(a) => decode::run(a),
         Command::BenchDecode(a) => bench_decode::run(a),
         Command::BenchTrain(a) => bench_train::run(a),
+        Command::BenchGrid(a) => bench_grid::run(a),
         Command::Example(a) => example::run(a),
         Command::Phantom(a) => phantom::run(a),
         Command::View(a) => view::run(a),

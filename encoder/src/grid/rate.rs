@@ -60,39 +60,6 @@ pub struct RateGrads {
     pub latents: Vec<Vec<f32>>,
 }
 
-/// The float context of a latent, the fixed-point one's twin.
-#[inline]
-fn context(
-    values: &[f32],
-    [dx, dy]: [usize; 2],
-    parent: Option<(&[f32], [usize; 4])>,
-    [x, y, zl]: [usize; 3],
-    chunk: Chunk,
-) -> [f32; CONTEXT_INPUTS] {
-    let mut c = [0f32; CONTEXT_INPUTS];
-    let lim = CONTEXT_CLAMP as f32;
-    for (k, o) in NEIGHBOURS.iter().enumerate() {
-        let (nx, ny, nz) = (
-            x as isize + o[0] as isize,
-            y as isize + o[1] as isize,
-            zl as isize + o[2] as isize,
-        );
-        if nx < 0 || ny < 0 || nz < 0 || nx >= dx as isize || ny >= dy as isize {
-            continue;
-        }
-        c[k] = values[(nz as usize * dy + ny as usize) * dx + nx as usize].clamp(-lim, lim);
-    }
-    if let Some((p, [px, py, pz, pt])) = parent {
-        let z = chunk.z0 + zl;
-        let i = ((((chunk.t / 2).min(pt - 1) * pz + (z / 2).min(pz - 1)) * py
-            + (y / 2).min(py - 1))
-            * px)
-            + (x / 2).min(px - 1);
-        c[NEIGHBOURS.len()] = p[i].clamp(-lim, lim);
-    }
-    c
-}
-
 /// Laplace scale of a (continuous) scale index: b = 2^(s/8)/16, and db/ds.
 #[inline]
 pub fn scale_of(s: f32) -> (f32, f32) {
@@ -100,6 +67,42 @@ pub fn scale_of(s: f32) -> (f32, f32) {
     let b = (clamped / 8.0).exp2() / 16.0;
     let db = if s == clamped { b * LN2 / 8.0 } else { 0.0 };
     (b, db)
+}
+
+/// The context network's parameters, split as the format stores them.
+struct Net<'a> {
+    h: usize,
+    w1: &'a [f32],
+    b1: &'a [f32],
+    w2: &'a [f32],
+    skip: &'a [f32],
+    b2: &'a [f32],
+}
+
+impl<'a> Net<'a> {
+    fn new(layout: ContextLayout, params: &'a [f32]) -> Net<'a> {
+        let (n, h) = (CONTEXT_INPUTS, layout.hidden);
+        let (w1, rest) = params.split_at(n * h);
+        let (b1, rest) = rest.split_at(h);
+        let (w2, rest) = rest.split_at(h * 2);
+        let (skip, b2) = rest.split_at(n * 2);
+        Net {
+            h,
+            w1,
+            b1,
+            w2,
+            skip,
+            b2,
+        }
+    }
+    // Offsets of W1, b1, W2, skip, b2 in the parameter vector.
+    fn offsets(&self) -> [usize; 5] {
+        let n = CONTEXT_INPUTS;
+        let o_b1 = n * self.h;
+        let o_w2 = o_b1 + self.h;
+        let o_skip = o_w2 + self.h * 2;
+        [0, o_b1, o_w2, o_skip, o_skip + n * 2]
+    }
 }
 
 /// Bits of all levels' latents `values` (finest first; the proxy values a
@@ -116,17 +119,7 @@ pub fn step(
     phase: usize,
 ) -> RateGrads {
     let param_every = param_every.max(1);
-    let n = CONTEXT_INPUTS;
-    let h = layout.hidden;
-    let (w1, rest) = params.split_at(n * h);
-    let (b1, rest) = rest.split_at(h);
-    let (w2, rest) = rest.split_at(h * 2);
-    let (skip, b2) = rest.split_at(n * 2);
-    let o_w1 = 0;
-    let o_b1 = n * h;
-    let o_w2 = o_b1 + h;
-    let o_skip = o_w2 + h * 2;
-    let o_b2 = o_skip + n * 2;
+    let net = Net::new(layout, params);
     let levels = values.len();
     let mut latents: Vec<Vec<f32>> = values.iter().map(|v| vec![0.0; v.len()]).collect();
     let mut bits = 0f64;
@@ -144,72 +137,24 @@ pub fn step(
         }
         // Small levels (one or few chunks) always train the parameters.
         let sampled = cs.len() / 4 >= param_every;
-        let parts: Vec<(f64, Vec<f32>)> = runs
+        let boost = if sampled { param_every as f32 } else { 1.0 };
+        let parts: Vec<(f64, Option<Vec<f32>>)> = runs
             .into_par_iter()
             .zip(cs.par_iter().enumerate())
             .map(|(grun, (ci, c))| {
                 let weigh = !sampled || ci % param_every == phase % param_every;
-                let boost = if sampled { param_every as f32 } else { 1.0 };
                 let run = &values[l][c.offset(dims)..][..c.len(dims)];
-                let mut gp = vec![0f32; params.len()];
-                let mut hid = vec![0f32; h];
-                let mut total = 0f64;
-                let plane = [dims[0], dims[1]];
-                for zl in 0..c.nz {
-                    for y in 0..dims[1] {
-                        for x in 0..dims[0] {
-                            let ctx = context(run, plane, parent, [x, y, zl], *c);
-                            let mut out = [b2[0], b2[1]];
-                            for j in 0..h {
-                                let mut acc = b1[j];
-                                for i in 0..n {
-                                    acc += w1[i * h + j] * ctx[i];
-                                }
-                                hid[j] = acc.max(0.0);
-                                out[0] += w2[j * 2] * hid[j];
-                                out[1] += w2[j * 2 + 1] * hid[j];
-                            }
-                            for i in 0..n {
-                                out[0] += skip[i * 2] * ctx[i];
-                                out[1] += skip[i * 2 + 1] * ctx[i];
-                            }
-                            // The second output is the scale in octaves above 1/16.
-                            let (b, db_ds) = scale_of(8.0 * out[1]);
-                            let i_self = (zl * dims[1] + y) * dims[0] + x;
-                            let (bt, dx_, db) = laplace_bits(run[i_self], out[0], b);
-                            total += bt as f64;
-                            grun[i_self] += dx_;
-                            if !weigh {
-                                continue;
-                            }
-                            let g = [-dx_ * boost, db * db_ds * 8.0 * boost];
-                            gp[o_b2] += g[0];
-                            gp[o_b2 + 1] += g[1];
-                            for i in 0..n {
-                                gp[o_skip + i * 2] += g[0] * ctx[i];
-                                gp[o_skip + i * 2 + 1] += g[1] * ctx[i];
-                            }
-                            for j in 0..h {
-                                gp[o_w2 + j * 2] += g[0] * hid[j];
-                                gp[o_w2 + j * 2 + 1] += g[1] * hid[j];
-                                if hid[j] > 0.0 {
-                                    let gh = w2[j * 2] * g[0] + w2[j * 2 + 1] * g[1];
-                                    gp[o_b1 + j] += gh;
-                                    for i in 0..n {
-                                        gp[o_w1 + i * h + j] += gh * ctx[i];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                let mut gp = weigh.then(|| vec![0f32; params.len()]);
+                let total = chunk_rate(&net, run, dims, parent, *c, grun, gp.as_deref_mut(), boost);
                 (total, gp)
             })
             .collect();
         for (b, gp) in parts {
             bits += b;
-            for (a, g) in gparams.iter_mut().zip(&gp) {
-                *a += g;
+            if let Some(gp) = gp {
+                for (a, g) in gparams.iter_mut().zip(&gp) {
+                    *a += g;
+                }
             }
         }
     }
@@ -220,9 +165,539 @@ pub fn step(
     }
 }
 
+/// Latents of a row evaluated together: one AVX register of f32.
+const LANES: usize = 8;
+type Lanes = [f32; LANES];
+
+/// One chunk's bits; adds d(bits)/d(latent) into `grun` and, when `gp` is
+/// given, `boost`·d(bits)/d(params) into it. Compiled for AVX2 where the
+/// CPU has it, like the synthesis.
+#[allow(clippy::too_many_arguments)]
+fn chunk_rate(
+    net: &Net,
+    run: &[f32],
+    dims: [usize; 4],
+    parent: Option<(&[f32], [usize; 4])>,
+    c: Chunk,
+    grun: &mut [f32],
+    gp: Option<&mut [f32]>,
+    boost: f32,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { chunk_rate_avx2(net, run, dims, parent, c, grun, gp, boost) };
+    }
+    chunk_rate_generic(net, run, dims, parent, c, grun, gp, boost)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn chunk_rate_avx2(
+    net: &Net,
+    run: &[f32],
+    dims: [usize; 4],
+    parent: Option<(&[f32], [usize; 4])>,
+    c: Chunk,
+    grun: &mut [f32],
+    gp: Option<&mut [f32]>,
+    boost: f32,
+) -> f64 {
+    chunk_rate_generic(net, run, dims, parent, c, grun, gp, boost)
+}
+
+/// The context rows of a latent row, structure of arrays: input `i` of the
+/// latent at x is `rows[i * padded + x]`, 0 outside the chunk (as the
+/// fixed-point `context` has it) and past the row's end.
+fn fill_context_rows(
+    rows: &mut [f32],
+    padded: usize,
+    run: &[f32],
+    [dx, dy]: [usize; 2],
+    parent: Option<(&[f32], [usize; 4])>,
+    [y, zl]: [usize; 2],
+    c: Chunk,
+) {
+    let lim = CONTEXT_CLAMP as f32;
+    rows.fill(0.0);
+    for (k, o) in NEIGHBOURS.iter().enumerate() {
+        let (ny, nz) = (y as isize + o[1] as isize, zl as isize + o[2] as isize);
+        if ny < 0 || nz < 0 || ny >= dy as isize {
+            continue;
+        }
+        let src = &run[(nz as usize * dy + ny as usize) * dx..][..dx];
+        let dst = &mut rows[k * padded..][..dx];
+        let ox = o[0] as isize;
+        let lo = (-ox).max(0) as usize;
+        let hi = (dx as isize - ox).min(dx as isize).max(0) as usize;
+        for x in lo..hi {
+            dst[x] = src[(x as isize + ox) as usize].clamp(-lim, lim);
+        }
+    }
+    if let Some((p, [px, py, pz, pt])) = parent {
+        let z = c.z0 + zl;
+        let base =
+            (((c.t / 2).min(pt - 1) * pz + (z / 2).min(pz - 1)) * py + (y / 2).min(py - 1)) * px;
+        let prow = &p[base..base + px];
+        let dst = &mut rows[NEIGHBOURS.len() * padded..][..dx];
+        for (x, d) in dst.iter_mut().enumerate() {
+            *d = prow[(x / 2).min(px - 1)].clamp(-lim, lim);
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn chunk_rate_generic(
+    net: &Net,
+    run: &[f32],
+    dims: [usize; 4],
+    parent: Option<(&[f32], [usize; 4])>,
+    c: Chunk,
+    grun: &mut [f32],
+    mut gp: Option<&mut [f32]>,
+    boost: f32,
+) -> f64 {
+    let (n, h) = (CONTEXT_INPUTS, net.h);
+    let [dx, dy] = [dims[0], dims[1]];
+    let padded = dx.div_ceil(LANES) * LANES;
+    let mut rows = vec![0f32; n * padded];
+    let mut own = vec![0f32; padded];
+    let mut hid: Vec<Lanes> = vec![[0.0; LANES]; h];
+    // Per-lane parameter gradients, summed over lanes at the end.
+    let mut gl: Vec<Lanes> = vec![
+        [0.0; LANES];
+        if gp.is_some() {
+            net.offsets()[4] + 2
+        } else {
+            0
+        }
+    ];
+    let [_, o_b1, o_w2, o_skip, o_b2] = net.offsets();
+    let mut total = 0f64;
+    for zl in 0..c.nz {
+        for y in 0..dy {
+            fill_context_rows(&mut rows, padded, run, [dx, dy], parent, [y, zl], c);
+            let at = (zl * dy + y) * dx;
+            own[..dx].copy_from_slice(&run[at..at + dx]);
+            let grow = &mut grun[at..at + dx];
+            let mut row_bits = [0f32; LANES];
+            for x0 in (0..dx).step_by(LANES) {
+                let live = (dx - x0).min(LANES);
+                let ctx = |i: usize| -> Lanes {
+                    rows[i * padded + x0..][..LANES]
+                        .try_into()
+                        .expect("8 lanes")
+                };
+                let mut out = [[net.b2[0]; LANES], [net.b2[1]; LANES]];
+                for j in 0..h {
+                    let mut acc = [net.b1[j]; LANES];
+                    for i in 0..n {
+                        let (w, cv) = (net.w1[i * h + j], ctx(i));
+                        for k in 0..LANES {
+                            acc[k] += w * cv[k];
+                        }
+                    }
+                    for k in 0..LANES {
+                        hid[j][k] = acc[k].max(0.0);
+                        out[0][k] += net.w2[j * 2] * hid[j][k];
+                        out[1][k] += net.w2[j * 2 + 1] * hid[j][k];
+                    }
+                }
+                for i in 0..n {
+                    let cv = ctx(i);
+                    let (s0, s1) = (net.skip[i * 2], net.skip[i * 2 + 1]);
+                    for k in 0..LANES {
+                        out[0][k] += s0 * cv[k];
+                        out[1][k] += s1 * cv[k];
+                    }
+                }
+                let xs: Lanes = own[x0..x0 + LANES].try_into().expect("8 lanes");
+                let (bits, da, db) = laplace_bits_lanes(xs, out[0], out[1], live);
+                for k in 0..live {
+                    row_bits[k] += bits[k];
+                    grow[x0 + k] += da[k];
+                }
+                if gp.is_none() {
+                    continue;
+                }
+                let g0: Lanes = std::array::from_fn(|k| -da[k] * boost);
+                let g1: Lanes = std::array::from_fn(|k| db[k] * boost);
+                for k in 0..LANES {
+                    gl[o_b2][k] += g0[k];
+                    gl[o_b2 + 1][k] += g1[k];
+                }
+                for i in 0..n {
+                    let cv = ctx(i);
+                    for k in 0..LANES {
+                        gl[o_skip + i * 2][k] += g0[k] * cv[k];
+                        gl[o_skip + i * 2 + 1][k] += g1[k] * cv[k];
+                    }
+                }
+                for j in 0..h {
+                    let (w0, w1) = (net.w2[j * 2], net.w2[j * 2 + 1]);
+                    let mut gh = [0f32; LANES];
+                    for k in 0..LANES {
+                        gl[o_w2 + j * 2][k] += g0[k] * hid[j][k];
+                        gl[o_w2 + j * 2 + 1][k] += g1[k] * hid[j][k];
+                        gh[k] = if hid[j][k] > 0.0 {
+                            w0 * g0[k] + w1 * g1[k]
+                        } else {
+                            0.0
+                        };
+                        gl[o_b1 + j][k] += gh[k];
+                    }
+                    for i in 0..n {
+                        let cv = ctx(i);
+                        let g = &mut gl[i * h + j];
+                        for k in 0..LANES {
+                            g[k] += gh[k] * cv[k];
+                        }
+                    }
+                }
+            }
+            total += row_bits.iter().map(|&b| b as f64).sum::<f64>();
+        }
+    }
+    if let Some(gp) = gp.as_deref_mut() {
+        for (d, lanes) in gp.iter_mut().zip(&gl) {
+            *d += lanes.iter().sum::<f32>();
+        }
+    }
+    total
+}
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+
+/// 2^x for |x| ≤ 126 (clamped there), to ~2e-7 relative: a degree-6
+/// polynomial on the fraction in [−½, ½]; plain arithmetic, so it runs on
+/// vector lanes (libm's `exp` does not).
+#[inline(always)]
+fn exp2_lanes(x: Lanes) -> Lanes {
+    std::array::from_fn(|k| {
+        let x = x[k].clamp(-126.0, 126.0);
+        // round(x): truncation of x − ½, plus one where that is ≥ 0.
+        let n = (x - 0.5) as i32 + (x - 0.5 >= 0.0) as i32;
+        let f = x - n as f32;
+        let p = 1.0
+            + f * (0.693_147_2
+                + f * (0.240_226_5
+                    + f * (0.055_504_11
+                        + f * (0.009_618_129 + f * (0.001_333_355_8 + f * 0.000_154_035_3)))));
+        p * f32::from_bits(((n + 127) as u32) << 23)
+    })
+}
+
+/// log2(y) for normal y > 0, to ~1e-7 absolute: the exponent, then
+/// 2·atanh((m−1)/(m+1))/ln 2 on the mantissa in [1/√2, √2).
+#[inline(always)]
+fn log2_lanes(y: Lanes) -> Lanes {
+    std::array::from_fn(|k| {
+        let bits = y[k].to_bits();
+        let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+        let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+        if m > std::f32::consts::SQRT_2 {
+            m *= 0.5;
+            e += 1;
+        }
+        let s = (m - 1.0) / (m + 1.0);
+        let s2 = s * s;
+        let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (0.2 + s2 * (1.0 / 7.0 + s2 / 9.0)));
+        e as f32 + 2.0 * LOG2E * s * series
+    })
+}
+
+/// [`laplace_bits`] on lanes, from the network's two outputs (the mean and
+/// the scale in octaves): the bits, d(bits)/d(x) and d(bits)/d(out1);
+/// 0 past `live`. Both branches are computed and one selected per lane.
+#[inline(always)]
+fn laplace_bits_lanes(xs: Lanes, mu: Lanes, octaves: Lanes, live: usize) -> (Lanes, Lanes, Lanes) {
+    let max_s = (SCALE_STEPS - 1) as f32;
+    let s: Lanes = std::array::from_fn(|k| 8.0 * octaves[k]);
+    let b = exp2_lanes(std::array::from_fn(|k| s[k].clamp(0.0, max_s) / 8.0 - 4.0));
+    // db/d(out1) = 8·db/ds = b·ln 2 inside the table's range, else 0.
+    let db_do: Lanes = std::array::from_fn(|k| {
+        if s[k] >= 0.0 && s[k] <= max_s {
+            b[k] * LN2
+        } else {
+            0.0
+        }
+    });
+    let inv_b: Lanes = std::array::from_fn(|k| 1.0 / b[k]);
+    let a: Lanes = std::array::from_fn(|k| xs[k] - mu[k]);
+    let ac: Lanes = std::array::from_fn(|k| a[k].clamp(-0.5, 0.5));
+    let q = exp2_lanes(std::array::from_fn(|k| -inv_b[k] * LOG2E));
+    let e1 = exp2_lanes(std::array::from_fn(|k| -(0.5 - ac[k]) * inv_b[k] * LOG2E));
+    let e2 = exp2_lanes(std::array::from_fn(|k| -(0.5 + ac[k]) * inv_b[k] * LOG2E));
+    let om: Lanes = std::array::from_fn(|k| (1.0 - q[k]).max(1e-12));
+    let p: Lanes = std::array::from_fn(|k| (1.0 - 0.5 * e1[k] - 0.5 * e2[k]).max(1e-12));
+    let log_om = log2_lanes(om);
+    let log_p = log2_lanes(p);
+    let mut bits = [0f32; LANES];
+    let mut da = [0f32; LANES];
+    let mut dout = [0f32; LANES];
+    let inv_ln2 = 1.0 / LN2;
+    for k in 0..LANES {
+        let ib = inv_b[k];
+        // A tail bin: P = ½·e^{−(|a|−½)/b}·(1 − q).
+        let m = a[k].abs() - 0.5;
+        let bits_t = 1.0 + m * ib * inv_ln2 - log_om[k];
+        let da_t = (ib * inv_ln2).copysign(a[k]);
+        let db_t = (-m + q[k] / om[k]) * ib * ib * inv_ln2;
+        // The central bin: P = 1 − ½e^{−(½−a)/b} − ½e^{−(½+a)/b}.
+        let kk = -inv_ln2 / p[k];
+        let bits_c = -log_p[k];
+        let da_c = kk * (-0.5 * e1[k] + 0.5 * e2[k]) * ib;
+        let db_c = kk * (-0.5 * (0.5 - ac[k]) * e1[k] - 0.5 * (0.5 + ac[k]) * e2[k]) * ib * ib;
+        let tail = m >= 0.0;
+        let on = k < live;
+        bits[k] = if !on {
+            0.0
+        } else if tail {
+            bits_t
+        } else {
+            bits_c
+        };
+        da[k] = if !on {
+            0.0
+        } else if tail {
+            da_t
+        } else {
+            da_c
+        };
+        let db = if tail { db_t } else { db_c };
+        dout[k] = if on { db * db_do[k] } else { 0.0 };
+    }
+    (bits, da, dout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scalar step the lane one replaced: per latent, its context,
+    /// the network, libm's exp and log.
+    fn reference_step(
+        layout: ContextLayout,
+        params: &[f32],
+        values: &[Vec<f32>],
+        ldims: &[[usize; 4]],
+        param_every: usize,
+        phase: usize,
+    ) -> RateGrads {
+        let param_every = param_every.max(1);
+        let n = CONTEXT_INPUTS;
+        let h = layout.hidden;
+        let (w1, rest) = params.split_at(n * h);
+        let (b1, rest) = rest.split_at(h);
+        let (w2, rest) = rest.split_at(h * 2);
+        let (skip, b2) = rest.split_at(n * 2);
+        let o_w1 = 0;
+        let o_b1 = n * h;
+        let o_w2 = o_b1 + h;
+        let o_skip = o_w2 + h * 2;
+        let o_b2 = o_skip + n * 2;
+        let levels = values.len();
+        let mut latents: Vec<Vec<f32>> = values.iter().map(|v| vec![0.0; v.len()]).collect();
+        let mut bits = 0f64;
+        let mut gparams = vec![0f32; params.len()];
+        for l in 0..levels {
+            let dims = ldims[l];
+            let parent = (l + 1 < levels).then(|| (values[l + 1].as_slice(), ldims[l + 1]));
+            let cs = chunks(dims);
+            let mut runs: Vec<&mut [f32]> = Vec::with_capacity(cs.len());
+            let mut rest: &mut [f32] = &mut latents[l];
+            for c in &cs {
+                let (head, tail) = rest.split_at_mut(c.len(dims));
+                runs.push(head);
+                rest = tail;
+            }
+            // Small levels (one or few chunks) always train the parameters.
+            let sampled = cs.len() / 4 >= param_every;
+            let parts: Vec<(f64, Vec<f32>)> = runs
+                .into_par_iter()
+                .zip(cs.par_iter().enumerate())
+                .map(|(grun, (ci, c))| {
+                    let weigh = !sampled || ci % param_every == phase % param_every;
+                    let boost = if sampled { param_every as f32 } else { 1.0 };
+                    let run = &values[l][c.offset(dims)..][..c.len(dims)];
+                    let mut gp = vec![0f32; params.len()];
+                    let mut hid = vec![0f32; h];
+                    let mut total = 0f64;
+                    let plane = [dims[0], dims[1]];
+                    for zl in 0..c.nz {
+                        for y in 0..dims[1] {
+                            for x in 0..dims[0] {
+                                let ctx = context(run, plane, parent, [x, y, zl], *c);
+                                let mut out = [b2[0], b2[1]];
+                                for j in 0..h {
+                                    let mut acc = b1[j];
+                                    for i in 0..n {
+                                        acc += w1[i * h + j] * ctx[i];
+                                    }
+                                    hid[j] = acc.max(0.0);
+                                    out[0] += w2[j * 2] * hid[j];
+                                    out[1] += w2[j * 2 + 1] * hid[j];
+                                }
+                                for i in 0..n {
+                                    out[0] += skip[i * 2] * ctx[i];
+                                    out[1] += skip[i * 2 + 1] * ctx[i];
+                                }
+                                // The second output is the scale in octaves above 1/16.
+                                let (b, db_ds) = scale_of(8.0 * out[1]);
+                                let i_self = (zl * dims[1] + y) * dims[0] + x;
+                                let (bt, dx_, db) = laplace_bits(run[i_self], out[0], b);
+                                total += bt as f64;
+                                grun[i_self] += dx_;
+                                if !weigh {
+                                    continue;
+                                }
+                                let g = [-dx_ * boost, db * db_ds * 8.0 * boost];
+                                gp[o_b2] += g[0];
+                                gp[o_b2 + 1] += g[1];
+                                for i in 0..n {
+                                    gp[o_skip + i * 2] += g[0] * ctx[i];
+                                    gp[o_skip + i * 2 + 1] += g[1] * ctx[i];
+                                }
+                                for j in 0..h {
+                                    gp[o_w2 + j * 2] += g[0] * hid[j];
+                                    gp[o_w2 + j * 2 + 1] += g[1] * hid[j];
+                                    if hid[j] > 0.0 {
+                                        let gh = w2[j * 2] * g[0] + w2[j * 2 + 1] * g[1];
+                                        gp[o_b1 + j] += gh;
+                                        for i in 0..n {
+                                            gp[o_w1 + i * h + j] += gh * ctx[i];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    (total, gp)
+                })
+                .collect();
+            for (b, gp) in parts {
+                bits += b;
+                for (a, g) in gparams.iter_mut().zip(&gp) {
+                    *a += g;
+                }
+            }
+        }
+        RateGrads {
+            bits,
+            params: gparams,
+            latents,
+        }
+    }
+
+    /// The float context of a latent, the fixed-point one's twin.
+    #[inline]
+    fn context(
+        values: &[f32],
+        [dx, dy]: [usize; 2],
+        parent: Option<(&[f32], [usize; 4])>,
+        [x, y, zl]: [usize; 3],
+        chunk: Chunk,
+    ) -> [f32; CONTEXT_INPUTS] {
+        let mut c = [0f32; CONTEXT_INPUTS];
+        let lim = CONTEXT_CLAMP as f32;
+        for (k, o) in NEIGHBOURS.iter().enumerate() {
+            let (nx, ny, nz) = (
+                x as isize + o[0] as isize,
+                y as isize + o[1] as isize,
+                zl as isize + o[2] as isize,
+            );
+            if nx < 0 || ny < 0 || nz < 0 || nx >= dx as isize || ny >= dy as isize {
+                continue;
+            }
+            c[k] = values[(nz as usize * dy + ny as usize) * dx + nx as usize].clamp(-lim, lim);
+        }
+        if let Some((p, [px, py, pz, pt])) = parent {
+            let z = chunk.z0 + zl;
+            let i = ((((chunk.t / 2).min(pt - 1) * pz + (z / 2).min(pz - 1)) * py
+                + (y / 2).min(py - 1))
+                * px)
+                + (x / 2).min(px - 1);
+            c[NEIGHBOURS.len()] = p[i].clamp(-lim, lim);
+        }
+        c
+    }
+
+    #[test]
+    fn lane_laplace_matches_libm() {
+        use strata_format::synth::SplitMix;
+        let mut rng = SplitMix(8);
+        for _ in 0..2000 {
+            let xs: Lanes = std::array::from_fn(|_| rng.symmetric(6.0).round());
+            let mu: Lanes = std::array::from_fn(|_| rng.symmetric(2.0));
+            let oct: Lanes = std::array::from_fn(|_| rng.symmetric(9.0));
+            let (bits, da, dout) = laplace_bits_lanes(xs, mu, oct, LANES);
+            for k in 0..LANES {
+                let (b, db_ds) = scale_of(8.0 * oct[k]);
+                let (rb, rda, rdb) = laplace_bits(xs[k], mu[k], b);
+                let rdout = rdb * db_ds * 8.0;
+                let close = |x: f32, y: f32| (x - y).abs() <= 1e-3 * (1.0 + y.abs());
+                assert!(
+                    close(bits[k], rb) && close(da[k], rda) && close(dout[k], rdout),
+                    "x {} mu {} oct {}: {:?} vs {:?}",
+                    xs[k],
+                    mu[k],
+                    oct[k],
+                    (bits[k], da[k], dout[k]),
+                    (rb, rda, rdout)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lane_step_matches_the_scalar_reference() {
+        use strata_format::grid::latent_dims;
+        use strata_format::synth::SplitMix;
+        let mut rng = SplitMix(3);
+        for (dims, hidden) in [([13, 7, 19, 2], 4), ([9, 1, 3, 1], 0), ([21, 18, 33, 1], 3)] {
+            let levels = 3;
+            let ldims: Vec<[usize; 4]> = (0..levels).map(|l| latent_dims(dims, l)).collect();
+            let values: Vec<Vec<f32>> = ldims
+                .iter()
+                .map(|d| {
+                    (0..d.iter().product::<usize>())
+                        .map(|_| rng.symmetric(4.0))
+                        .collect()
+                })
+                .collect();
+            let layout = ContextLayout { hidden };
+            let mut params: Vec<f32> = (0..layout.len()).map(|_| rng.symmetric(0.2)).collect();
+            let last = params.len() - 1;
+            params[last] = 2.0;
+            for every in [1, 2] {
+                let a = step(layout, &params, &values, &ldims, every, 1);
+                let b = reference_step(layout, &params, &values, &ldims, every, 1);
+                assert!(
+                    (a.bits - b.bits).abs() < 1e-4 * b.bits,
+                    "{} vs {}",
+                    a.bits,
+                    b.bits
+                );
+                let close = |x: f32, y: f32| (x - y).abs() <= 1e-3 * (1.0 + y.abs());
+                // Sums over thousands of latents in f32, in other orders:
+                // compared against the largest gradient.
+                let big = b.params.iter().fold(1f32, |m, g| m.max(g.abs()));
+                for (x, y) in a.params.iter().zip(&b.params) {
+                    assert!(
+                        (x - y).abs() <= 1e-4 * big,
+                        "param grad {x} vs {y} (largest {big})"
+                    );
+                }
+                for (la, lb) in a.latents.iter().zip(&b.latents) {
+                    for (x, y) in la.iter().zip(lb) {
+                        assert!(close(*x, *y), "latent grad {x} vs {y}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn laplace_gradients_match_finite_differences() {
