@@ -3,7 +3,7 @@
 //! codes learned alongside, Adam with L2 weight decay, random voxel batches
 //! per MLP each step, loss = sum over MLPs of each MLP's MSE.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamState, Optimizer};
 use burn::tensor::{Gradients, Int, Tensor, TensorData};
@@ -94,7 +94,9 @@ fn device(d: Device) -> Result<burn::tensor::Device> {
         Device::Gpu => Ok(burn::tensor::Device::wgpu(Default::default())),
         #[cfg(not(feature = "gpu"))]
         Device::Gpu => {
-            bail!("this strata was built without GPU training; rebuild with `--features gpu`")
+            anyhow::bail!(
+                "this strata was built without GPU training (--no-default-features); rebuild with the default features"
+            )
         }
     }
 }
