@@ -28,17 +28,38 @@ pub struct Args {
     /// web/dist).
     #[arg(long)]
     web: Option<PathBuf>,
+    /// A view for the printed URL, as the viewer's link parameters
+    /// (docs/VIEWER.md), e.g. `mode=mip&cmap=hot`: appended to its hash.
+    #[arg(long)]
+    view: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<()> {
     check_header(&args.file)?;
+    let view = args
+        .view
+        .as_deref()
+        .map(|v| v.trim_start_matches(['#', '&']))
+        .filter(|v| !v.is_empty());
+    // The viewer checks every parameter; this only keeps the URL one piece.
+    if let Some(v) = view {
+        if v.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+        {
+            anyhow::bail!("--view: link parameters cannot contain spaces or '#': {v:?}");
+        }
+    }
     let web = args
         .web
         .or_else(|| std::env::var_os("STRATA_WEB").map(PathBuf::from))
         .unwrap_or_else(built_web_dir);
     let server = ViewServer::bind(&args.host, args.port, &web, &args.file)?;
+    let url = match view {
+        Some(v) => format!("{}&{v}", server.url()),
+        None => server.url(),
+    };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "strata view: {} (Ctrl-C to stop)", server.url())?;
+    writeln!(out, "strata view: {url} (Ctrl-C to stop)")?;
     out.flush()?;
     drop(out);
     server.run_until_ctrl_c()?;
