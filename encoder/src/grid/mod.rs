@@ -23,9 +23,13 @@ use synthesis::Interpolation;
 const CONTEXT_PARAM_EVERY: usize = 4;
 
 /// λ steering under `--ratio`: every this many steps, λ moves by
-/// (estimate / goal)^STEER_GAIN, at most e^±0.3.
+/// (estimate / goal)^STEER_GAIN, at most e^±0.3 — more on short schedules,
+/// so that the steering moves can span e^±STEER_SPAN in all (a full-size
+/// scale under `--time` may get only ~80 steps, and λ carried from a
+/// coarser scale can be 100× off).
 const STEER_EVERY: usize = 5;
 const STEER_GAIN: f64 = 0.7;
+const STEER_SPAN: f64 = 6.0;
 
 /// How a grid scale is trained.
 #[derive(Clone, Debug)]
@@ -303,8 +307,10 @@ pub fn fit_scale(
                     r.bits
                 };
                 let estimate = bits / 8.0 + side_bytes(&arch);
+                let moves = ((to - from) / STEER_EVERY).max(1) as f64;
+                let most = (STEER_SPAN / moves).max(0.3);
                 lambda *= (STEER_GAIN * (estimate / bytes).ln())
-                    .clamp(-0.3, 0.3)
+                    .clamp(-most, most)
                     .exp();
             }
         }
