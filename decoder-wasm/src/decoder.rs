@@ -1,8 +1,8 @@
 //! The progressive GPU decoder: bytes in (any slices, as they arrive), the
 //! streaming reader's events drive it, and each scale section, once whole
 //! and checked, is decoded on the GPU at once — upsample the reconstruction
-//! so far into the new level's grid, add the level's blocks — the CPU
-//! `Reconstruction` step for step.
+//! so far into the new level's grid, add the level's blocks (SIREN) or its
+//! synthesis (grid) — the CPU `Reconstruction` step for step.
 //!
 //! What a viewer gets: after each scale, one 3D r32float texture per time
 //! step at the dims of the finest level decoded so far, in normalized units
@@ -194,10 +194,10 @@ impl Decoder {
         Ok(progress)
     }
 
-    /// Decodes one grid scale section (the next level due). Its synthesis
-    /// runs on the CPU (the reference's own code, in wasm in the browser)
-    /// and is uploaded; the upsample-add from the coarser levels runs on
-    /// the GPU as for SIREN scales.
+    /// Decodes one grid scale section (the next level due) on the GPU: the
+    /// upsample-add from the coarser levels as for SIREN scales, then the
+    /// synthesis. Its latents were entropy-decoded by the parser (on the
+    /// CPU; in wasm in the browser).
     pub fn add_grid_scale(&mut self, section: &GridSection) -> Result<Progress, DecodeError> {
         let header = self
             .header
@@ -211,12 +211,11 @@ impl Decoder {
         }
         section.validate(header)?;
         let dims = header.level_dims(section.level);
-        let mut values = vec![0f32; dims.iter().product()];
-        strata_format::grid::add_synthesis(section, dims, &mut values);
-        let grid = Grid::from_data(&self.gpu, dims, &values)?;
+        let grid = Grid::zeros(&self.gpu, dims)?;
         if let Some(coarse) = &self.grid {
             self.pipelines.upsample_add(&self.gpu, coarse, &grid)?;
         }
+        self.pipelines.add_synthesis(&self.gpu, section, &grid)?;
         let progress = Progress {
             level: self.levels,
             scales: header.scales,

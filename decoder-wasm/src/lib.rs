@@ -18,6 +18,7 @@ mod decoder;
 mod error;
 mod gpu;
 mod grid;
+mod grid_model;
 mod model;
 mod pipelines;
 pub mod shaders;
@@ -29,6 +30,7 @@ pub use decoder::{Decoder, Progress};
 pub use error::DecodeError;
 pub use gpu::Gpu;
 pub use grid::Grid;
+pub use grid_model::GridScaleBuffers;
 pub use model::{pack_params, shape_of, ScaleBuffers};
 #[cfg(not(target_arch = "wasm32"))]
 pub use pipelines::sine;

@@ -1,21 +1,25 @@
 //! The compute pipelines and one function per GPU stage, each the twin of a
 //! CPU decoder function: `eval_blocks` ↔ `add_blocks`/`eval_block`,
 //! `upsample_add` ↔ `upsample_add`, `write_texture` ↔ the grid's frame,
-//! `sine` ↔ `sin_approx`. Block-evaluation pipelines are generated per MLP
-//! shape and cached.
+//! `sine` ↔ `sin_approx`, `add_synthesis` ↔ `strata_format::grid::add_synthesis`.
+//! Block-evaluation and grid-synthesis pipelines are generated per MLP shape
+//! and cached.
 
 use std::collections::HashMap;
 
+use strata_format::GridSection;
 use wgpu::util::DeviceExt;
 
 use crate::error::DecodeError;
 use crate::gpu::Gpu;
 use crate::grid::Grid;
+use crate::grid_model::GridScaleBuffers;
 use crate::model::{u32_bytes, ScaleBuffers};
 use crate::shaders::{self, MlpShape};
 
 pub struct Pipelines {
     eval: HashMap<(MlpShape, bool), wgpu::ComputePipeline>,
+    synthesis: HashMap<Vec<(usize, usize)>, wgpu::ComputePipeline>,
     upsample: wgpu::ComputePipeline,
     texture: wgpu::ComputePipeline,
     allow_staging: bool,
@@ -65,6 +69,7 @@ impl Pipelines {
     pub fn new(gpu: &Gpu) -> Result<Pipelines, DecodeError> {
         let p = Pipelines {
             eval: HashMap::new(),
+            synthesis: HashMap::new(),
             upsample: pipeline(gpu, "upsample_add", shaders::UPSAMPLE_ADD, "upsample_add"),
             texture: pipeline(
                 gpu,
@@ -155,6 +160,63 @@ impl Pipelines {
                 entry(1, &scale.params),
                 entry(2, &scale.blocks),
                 entry(3, &scale.block_data),
+                entry(4, &grid.buffer),
+            ],
+        });
+        dispatch(gpu, pipeline, &bind, (gx, gy, 1));
+        gpu.check()
+    }
+
+    /// `grid += synthesis(section)`: the twin of
+    /// `strata_format::grid::add_synthesis`, `grid` being the scale's grid.
+    /// Submits; does not wait.
+    pub fn add_synthesis(
+        &mut self,
+        gpu: &Gpu,
+        section: &GridSection,
+        grid: &Grid,
+    ) -> Result<(), DecodeError> {
+        let buffers = GridScaleBuffers::new(gpu, section, grid.dims)?;
+        self.add_synthesis_buffers(gpu, &buffers, grid)
+    }
+
+    /// [`Pipelines::add_synthesis`] from buffers already uploaded.
+    pub fn add_synthesis_buffers(
+        &mut self,
+        gpu: &Gpu,
+        scale: &GridScaleBuffers,
+        grid: &Grid,
+    ) -> Result<(), DecodeError> {
+        if grid.dims != scale.grid {
+            return Err(DecodeError::Usage(format!(
+                "grid scale of {:?} synthesized into a grid of {:?}",
+                scale.grid, grid.dims
+            )));
+        }
+        if grid.is_empty() {
+            return Ok(());
+        }
+        let groups = (grid.len() as u64).div_ceil(64);
+        let (gx, gy) = gpu.dispatch_2d("grid synthesis", groups)?;
+        let g = dims_u32(grid.dims)?;
+        let mut words = vec![g[0], g[1], g[2], g[3], gx, 0, 0, 0];
+        words.extend_from_slice(&scale.levels);
+        let params = uniform(gpu, &words);
+        if !self.synthesis.contains_key(&scale.shapes) {
+            let src = shaders::grid_synthesis_source(&scale.shapes);
+            let p = pipeline(gpu, "grid_synthesis", &src, "grid_synthesis");
+            gpu.check()?;
+            self.synthesis.insert(scale.shapes.clone(), p);
+        }
+        let pipeline = &self.synthesis[&scale.shapes];
+        let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("grid_synthesis"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                entry(0, &params),
+                entry(1, &scale.synthesis),
+                entry(2, &scale.latents0),
+                entry(3, &scale.coarse_latents),
                 entry(4, &grid.buffer),
             ],
         });

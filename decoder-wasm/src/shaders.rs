@@ -1,8 +1,8 @@
-//! The WGSL sources in `shaders/`, and the per-architecture part of the
-//! block-evaluation shader: constants and an `mlp` function whose loop
-//! bounds are the scale's layer widths, so the shader compiler sees
-//! constant trip counts (and can unroll them) for whatever widths an archive
-//! uses.
+//! The WGSL sources in `shaders/`, and the per-architecture parts of the
+//! block-evaluation and grid-synthesis shaders: constants and an MLP
+//! function whose loop bounds are the scale's layer widths, so the shader
+//! compiler sees constant trip counts (and can unroll them) for whatever
+//! widths an archive uses.
 
 use std::fmt::Write;
 
@@ -11,6 +11,7 @@ pub const SINE_TEST: &str = include_str!("../../shaders/sine_test.wgsl");
 pub const EVAL_BLOCKS: &str = include_str!("../../shaders/eval_blocks.wgsl");
 pub const UPSAMPLE_ADD: &str = include_str!("../../shaders/upsample_add.wgsl");
 pub const WRITE_TEXTURE: &str = include_str!("../../shaders/write_texture.wgsl");
+pub const GRID_SYNTHESIS: &str = include_str!("../../shaders/grid_synthesis.wgsl");
 
 /// The layer shapes of one scale's MLPs, which fix the generated shader.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -101,6 +102,49 @@ pub fn eval_blocks_source(shape: &MlpShape, staged: bool) -> String {
     s
 }
 
+/// The complete grid-synthesis shader for a synthesis MLP of layers
+/// `shapes` ((inputs, outputs), the first's inputs being the latent levels,
+/// the last's outputs 1): `fn synthesize()`, the twin of
+/// `strata_format::grid::synthesize_voxel` — per output the bias, then
+/// `+= input · weight` over the inputs in order, ReLU but after the last.
+pub fn grid_synthesis_source(shapes: &[(usize, usize)]) -> String {
+    let levels = shapes[0].0;
+    let params: usize = shapes.iter().map(|(i, o)| i * o + o).sum();
+    let width = shapes.iter().map(|&(_, o)| o).max().unwrap_or(1);
+    let mut s = String::new();
+    let _ = writeln!(s, "// Generated for synthesis layers {shapes:?}.");
+    let _ = writeln!(s, "const LEVELS: u32 = {levels}u;");
+    let _ = writeln!(s, "const SYNTHESIS_VEC4S: u32 = {}u;", params.div_ceil(4));
+    s.push_str("\nfn synthesize() -> f32 {\n");
+    let _ = writeln!(s, "    var a: array<f32, {width}>;");
+    let _ = writeln!(s, "    var b: array<f32, {width}>;");
+    let last = shapes.len() - 1;
+    let (mut input, mut next) = ("channels", "a");
+    let mut w = 0;
+    for (k, &(i, o)) in shapes.iter().enumerate() {
+        let bias = w + i * o;
+        if k == last {
+            let _ = writeln!(s, "    var y = P({bias}u);");
+            let _ = writeln!(s, "    for (var i = 0u; i < {i}u; i++) {{");
+            let _ = writeln!(s, "        y += {input}[i] * P({w}u + i);");
+            s.push_str("    }\n    return y;\n}\n\n");
+            break;
+        }
+        let _ = writeln!(s, "    for (var o = 0u; o < {o}u; o++) {{");
+        let _ = writeln!(s, "        var acc = P({bias}u + o);");
+        let _ = writeln!(s, "        for (var i = 0u; i < {i}u; i++) {{");
+        let _ = writeln!(s, "            acc += {input}[i] * P({w}u + i * {o}u + o);");
+        s.push_str("        }\n");
+        let _ = writeln!(s, "        {next}[o] = max(acc, 0.0);");
+        s.push_str("    }\n");
+        w = bias + o;
+        input = next;
+        next = if next == "a" { "b" } else { "a" };
+    }
+    s.push_str(GRID_SYNTHESIS);
+    s
+}
+
 /// The sine test shader: sine.wgsl and its test entry point.
 pub fn sine_test_source() -> String {
     format!("{SINE}\n{SINE_TEST}")
@@ -120,5 +164,19 @@ mod tests {
         assert_eq!(shape.offset(1), 11 * 24 + 24);
         let src = eval_blocks_source(&shape, true);
         assert!(src.contains("const PARAMS: u32 = 2113u;"), "{src}");
+    }
+
+    #[test]
+    fn grid_synthesis_offsets_follow_the_layers() {
+        // 3 levels, hidden 4, one output: W0 at 0, b0 at 12, W1 at 16, b1 at 20.
+        let src = grid_synthesis_source(&[(3, 4), (4, 1)]);
+        assert!(src.contains("const SYNTHESIS_VEC4S: u32 = 6u;"), "{src}");
+        assert!(src.contains("P(12u + o)"), "{src}");
+        assert!(src.contains("var y = P(20u);"), "{src}");
+        assert!(src.contains("a[i] * P(16u + i)"), "{src}");
+        // Linear synthesis: the channels straight into the output.
+        let src = grid_synthesis_source(&[(5, 1)]);
+        assert!(src.contains("channels[i] * P(0u + i)"), "{src}");
+        assert!(src.contains("var y = P(5u);"), "{src}");
     }
 }

@@ -1,13 +1,18 @@
-//! Every GPU stage against its CPU twin in `strata_format::decode`, and the
-//! whole progressive GPU decode against `strata_format::decode`, on Mesa's
+//! Every GPU stage against its CPU twin in `strata_format::decode` (and
+//! `strata_format::grid`), and the whole progressive GPU decode, SIREN and
+//! grid scales mixed, against `strata_format::decode`, on Mesa's
 //! lavapipe in CI (any wgpu adapter works). Without an adapter these tests
 //! FAIL, unless STRATA_SKIP_GPU=1 says to skip them.
 
 use strata_decoder::{sine, DecodeError, Decoder, Gpu, Grid, Pipelines, ScaleBuffers};
 use strata_format::decode::{add_blocks, sin_approx, upsample_add, ScaleModel};
-use strata_format::synth::{default_architecture, random_scale, random_scales, SplitMix};
+use strata_format::grid::add_synthesis;
+use strata_format::synth::{
+    default_architecture, random_grid_scale, random_scale, random_scales, SplitMix,
+};
 use strata_format::{
-    decode, Architecture, ArchiveWriter, Codec, DataType, Header, Reconstruction, VolumeInfo,
+    decode, Architecture, ArchiveWriter, Codec, DataType, GridArchitecture, GridSection, Header,
+    Reconstruction, VolumeInfo,
 };
 
 /// The test tolerance: 1e-5 of the value range.
@@ -263,6 +268,77 @@ fn upsampling_matches_its_cpu_twin() {
     ));
 }
 
+fn grid_arch(levels: u8, synthesis: &[u16]) -> GridArchitecture {
+    GridArchitecture {
+        levels,
+        synthesis: synthesis.to_vec(),
+        context_hidden: 0,
+    }
+}
+
+/// GPU grid synthesis into a random grid vs `add_synthesis`; the worst
+/// relative error.
+fn check_synthesis(gpu: &Gpu, p: &mut Pipelines, dims: [u32; 4], arch: &GridArchitecture) -> f64 {
+    let vi = info(dims, 1, [8, 8, 8]);
+    let seed = dims.iter().map(|&d| d as u64).sum::<u64>() + arch.levels as u64;
+    let section = random_grid_scale(&vi, 0, arch, 2.0, &mut SplitMix(seed));
+    let dims = vi.header().level_dims(0);
+    let base = random(dims.iter().product(), seed + 1);
+    let mut cpu = base.clone();
+    add_synthesis(&section, dims, &mut cpu);
+    let grid = Grid::from_data(gpu, dims, &base).unwrap();
+    p.add_synthesis(gpu, &section, &grid).unwrap();
+    let (err, range) = rel_error(&grid.read(gpu).unwrap(), &cpu);
+    eprintln!(
+        "synthesis {dims:?}, {} levels, hidden {:?}: worst {err:.2e} of range {range:.3}",
+        arch.levels, arch.synthesis
+    );
+    assert!(err <= TOL, "GPU grid synthesis off by {err:e} of the range");
+    err
+}
+
+#[test]
+fn grid_synthesis_matches_its_cpu_twin() {
+    let Some(gpu) = gpu() else { return };
+    let mut p = Pipelines::new(&gpu).unwrap();
+    let mut worst = 0f64;
+    // Odd dims, 4D, one-voxel axes (x among them), every level count the
+    // encoder picks (1..=7) and the format's 12; linear, one hidden layer,
+    // the default 12×12, a wide 32, the widest the format allows.
+    let cases: [([u32; 4], u8, &[u16]); 12] = [
+        ([37, 21, 19, 1], 1, &[]),
+        ([37, 21, 19, 3], 2, &[16]),
+        ([45, 30, 17, 2], 3, &[12, 12]),
+        ([1, 13, 9, 1], 4, &[12, 12]),
+        ([23, 1, 1, 5], 5, &[8]),
+        ([64, 33, 1, 1], 6, &[32]),
+        ([29, 31, 27, 1], 7, &[12, 12]),
+        ([40, 24, 20, 4], 7, &[32, 32]),
+        ([1, 1, 1, 1], 3, &[12, 12]),
+        ([17, 9, 6, 3], 4, &[]),
+        ([9, 7, 5, 2], 12, &[12, 12]),
+        ([11, 6, 5, 2], 12, &[64, 64, 64, 64]),
+    ];
+    for (dims, levels, hidden) in cases {
+        worst = worst.max(check_synthesis(
+            &gpu,
+            &mut p,
+            dims,
+            &grid_arch(levels, hidden),
+        ));
+    }
+    eprintln!("grid synthesis: worst case {worst:.2e} of the value range");
+    // Latents that do not fit the grid are refused, not a panic.
+    let vi = info([8, 8, 8, 1], 1, [8, 8, 8]);
+    let section = random_grid_scale(&vi, 0, &grid_arch(2, &[4]), 1.0, &mut SplitMix(3));
+    let grid = Grid::zeros(&gpu, [8, 8, 7, 1]).unwrap();
+    assert!(matches!(
+        p.add_synthesis(&gpu, &section, &grid),
+        Err(DecodeError::Usage(_))
+    ));
+    gpu.check().unwrap();
+}
+
 fn archive(vi: &VolumeInfo, arch: &Architecture, occupancy: f32, seed: u64) -> Vec<u8> {
     let mut w = ArchiveWriter::new(vi.clone(), Codec::Zstd(3));
     for s in random_scales(vi, arch, occupancy, seed) {
@@ -346,6 +422,49 @@ fn progressive_decode_matches_the_cpu_decoder() {
         worst = worst.max(check_progressive(g, &bytes, chunk));
     }
     eprintln!("progressive decode: worst case {worst:.2e} of the value range");
+}
+
+/// An archive whose scales are SIREN where `kinds` says `'s'` and grid
+/// where it says `'g'`.
+fn mixed_archive(vi: &VolumeInfo, kinds: &str, seed: u64) -> Vec<u8> {
+    let mut rng = SplitMix(seed);
+    let mut w = ArchiveWriter::new(vi.clone(), Codec::Zstd(3));
+    for (level, kind) in kinds.chars().enumerate() {
+        let level = level as u8;
+        if kind == 's' {
+            let s = random_scale(vi, level, &default_architecture(), 0.6, 2, &mut rng);
+            w.add_scale(&s).unwrap();
+        } else {
+            let arch = GridArchitecture {
+                levels: 1 + level % 4,
+                synthesis: vec![12, 12],
+                context_hidden: 4,
+            };
+            let g: GridSection = random_grid_scale(vi, level, &arch, 1.5, &mut rng);
+            w.add_scale(&g).unwrap();
+        }
+    }
+    w.add_metadata(r#"{"name": "mixed"}"#).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn progressive_decode_of_mixed_siren_and_grid_archives() {
+    let Some(gpu) = gpu() else { return };
+    let cases: [(VolumeInfo, &str, usize); 3] = [
+        (info([45, 33, 27, 1], 3, [8, 8, 8]), "gsg", 777),
+        (info([30, 22, 17, 4], 3, [8, 8, 8]), "sgg", 4096),
+        (info([37, 1, 21, 1], 2, [8, 1, 8]), "gg", 1 << 20),
+    ];
+    let mut worst = 0f64;
+    let mut gpu = Some(gpu);
+    for (i, (vi, kinds, chunk)) in cases.into_iter().enumerate() {
+        eprintln!("archive {:?}, scales {kinds}:", vi.dims);
+        let bytes = mixed_archive(&vi, kinds, 200 + i as u64);
+        let g = gpu.take().unwrap_or_else(|| Gpu::new_blocking().unwrap());
+        worst = worst.max(check_progressive(g, &bytes, chunk));
+    }
+    eprintln!("mixed progressive decode: worst case {worst:.2e} of the value range");
 }
 
 #[test]

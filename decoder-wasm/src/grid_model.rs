@@ -1,0 +1,131 @@
+//! One grid scale in GPU buffers: its latents as the integers the section
+//! holds (the shader converts them, exactly), its synthesis parameters as
+//! stored (binary16 values in f32) in a uniform buffer (at most 12 levels
+//! and 4 layers of 64: 53 KB, within WebGPU's guaranteed 64 KiB), and the
+//! per-level dims and offsets. The latents' entropy decoding stays on the CPU (the
+//! parser's); the interpolation and the MLP, the per-voxel work, run on the
+//! GPU.
+
+use strata_format::grid::{latent_dims, GridSection};
+use wgpu::util::DeviceExt;
+
+use crate::error::DecodeError;
+use crate::gpu::Gpu;
+use crate::model::to_bytes;
+
+pub struct GridScaleBuffers {
+    /// (inputs, outputs) of the synthesis layers: the generated shader's key.
+    pub shapes: Vec<(usize, usize)>,
+    /// Dims of the scale's grid.
+    pub grid: [usize; 4],
+    /// Synthesis parameters, zero-padded to whole vec4s (uniform).
+    pub synthesis: wgpu::Buffer,
+    /// Level 0's latents (i32).
+    pub latents0: wgpu::Buffer,
+    /// Levels 1, 2, … concatenated (i32; 4 bytes when there are none).
+    pub coarse_latents: wgpu::Buffer,
+    /// Per level its dims, then per level its offset in `coarse_latents`,
+    /// one `vec4<u32>` each (the shader's `level_dims`, `level_offset`).
+    pub levels: Vec<u32>,
+}
+
+fn i32_bytes(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl GridScaleBuffers {
+    /// `section`'s buffers for a scale grid of `dims`; a count that does not
+    /// fit the dims is a usage error, a buffer past the device's limits
+    /// `TooLarge`.
+    pub fn new(
+        gpu: &Gpu,
+        section: &GridSection,
+        dims: [usize; 4],
+    ) -> Result<GridScaleBuffers, DecodeError> {
+        let arch = &section.arch;
+        arch.check()?;
+        let level = section.level;
+        let shapes = arch.synthesis_shapes();
+        if section.synthesis.len() != arch.synthesis_params()
+            || section.latents.len() != arch.levels as usize
+        {
+            return Err(DecodeError::Usage(format!(
+                "grid scale {level}: its parameters or latent levels do not match its architecture"
+            )));
+        }
+        let mut levels = Vec::with_capacity(8 * section.latents.len());
+        let mut offsets = Vec::with_capacity(4 * section.latents.len());
+        let mut coarse = Vec::new();
+        for (l, values) in section.latents.iter().enumerate() {
+            let ld = latent_dims(dims, l as u8);
+            if values.len() != ld.iter().product::<usize>() {
+                return Err(DecodeError::Usage(format!(
+                    "grid scale {level}: latent level {l} holds {} values, not those of {ld:?}",
+                    values.len()
+                )));
+            }
+            for d in ld {
+                levels.push(u32::try_from(d).map_err(|_| {
+                    DecodeError::TooLarge(format!("grid dimension {d} exceeds 2³²"))
+                })?);
+            }
+            let offset = if l == 0 { 0 } else { coarse.len() };
+            offsets.extend([offset as u32, 0, 0, 0]);
+            if l > 0 {
+                coarse.extend_from_slice(values);
+            }
+        }
+        levels.extend(offsets);
+        let mut params = section.synthesis.clone();
+        params.resize(params.len().next_multiple_of(4), 0.0);
+        gpu.check_buffer(
+            &format!("grid scale {level}'s finest latents"),
+            4 * section.latents[0].len() as u64,
+        )?;
+        gpu.check_buffer(
+            &format!("grid scale {level}'s coarser latents"),
+            4 * coarse.len() as u64,
+        )?;
+        let max_uniform = gpu.limits().max_uniform_buffer_binding_size;
+        if 4 * params.len() as u64 > max_uniform {
+            return Err(DecodeError::TooLarge(format!(
+                "grid scale {level}'s synthesis network ({} parameters) exceeds this GPU's uniform buffer limit of {max_uniform} bytes",
+                section.synthesis.len()
+            )));
+        }
+        let storage = |label: &str, bytes: &[u8], usage: wgpu::BufferUsages| {
+            // Bindings may not be empty.
+            let bytes = if bytes.is_empty() {
+                &[0u8; 4][..]
+            } else {
+                bytes
+            };
+            gpu.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytes,
+                    usage,
+                })
+        };
+        Ok(GridScaleBuffers {
+            shapes,
+            grid: dims,
+            synthesis: storage(
+                "synthesis parameters",
+                &to_bytes(&params),
+                wgpu::BufferUsages::UNIFORM,
+            ),
+            latents0: storage(
+                "finest latents",
+                &i32_bytes(&section.latents[0]),
+                wgpu::BufferUsages::STORAGE,
+            ),
+            coarse_latents: storage(
+                "coarser latents",
+                &i32_bytes(&coarse),
+                wgpu::BufferUsages::STORAGE,
+            ),
+            levels,
+        })
+    }
+}
