@@ -98,9 +98,10 @@ pub struct EncodeArgs {
     /// Grid model: Adam learning rate.
     #[arg(long, default_value_t = 1e-2)]
     grid_lr: f32,
-    /// Grid model: fraction of voxel rows each training step visits.
-    #[arg(long, default_value_t = 1.0)]
-    grid_sample: f32,
+    /// Grid model: share of a scale's z slices each training step visits (a
+    /// random slab; 1: whole-scale steps). Default: slabs of about 2 M voxels.
+    #[arg(long)]
+    grid_sample: Option<f32>,
     /// Grid model: stop training after about this many seconds in all.
     #[arg(long, value_name = "SECONDS")]
     time: Option<f64>,
@@ -181,7 +182,7 @@ impl EncodeArgs {
                 context_hidden: args.grid_context,
                 steps: args.grid_steps,
                 lr: args.grid_lr,
-                sample: args.grid_sample.clamp(1e-3, 1.0),
+                sample: args.grid_sample.map(|s| s.clamp(1e-3, 1.0)),
                 ..GridOptions::default()
             },
             time_limit: match args.time {

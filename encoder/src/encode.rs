@@ -25,6 +25,10 @@ use crate::train::{self, Fitted, TrainOptions};
 /// level, against unquantized values): the finer scales fit what is left,
 /// but each dB lost here costs them bytes.
 const COARSE_QUANTIZATION_LOSS: f64 = 0.05;
+/// Under `--psnr`, grid scales aim this much above the PSNR asked for: the
+/// last steps' λ moves and the binary16 synthesis weights cost a little.
+const PSNR_MARGIN_DB: f64 = 0.15;
+
 /// Under `--psnr`, how many times the finest scale is trained again with
 /// 1.4× wider networks when its codebooks alone cannot reach the goal.
 const PSNR_WIDENINGS: usize = 2;
@@ -263,14 +267,7 @@ pub fn encode(
     if prune.iter().any(|s| !(0.0..1.0).contains(s)) || prune.windows(2).any(|w| w[1] < w[0]) {
         bail!("--prune takes ascending sparsities in [0, 1), e.g. 0.2 0.3; got {prune:?}");
     }
-    if let Some(p) = opts.target_psnr {
-        if !p.is_finite() || p <= 0.0 {
-            bail!("--psnr must be a positive number of dB, got {p}");
-        }
-        if opts.target_ratio.is_some() {
-            bail!("--psnr and --ratio cannot be asked for together");
-        }
-    }
+    check_psnr_goal(opts)?;
     let plan = match opts.target_ratio {
         None => None,
         Some(ratio) => {
@@ -520,6 +517,19 @@ const COARSE_BUDGET_FACTOR: f64 = 2.0;
 /// The pyramid loop for grid scales: each scale's target (the coarsest
 /// itself, then residuals against the decoder's reconstruction so far) is
 /// fitted by `grid::fit_scale`, written, and decoded back (closed loop).
+/// `--psnr`: a positive number of dB, and not together with `--ratio`.
+fn check_psnr_goal(opts: &EncodeOptions) -> Result<()> {
+    if let Some(p) = opts.target_psnr {
+        if !p.is_finite() || p <= 0.0 {
+            bail!("--psnr must be a positive number of dB, got {p}");
+        }
+        if opts.target_ratio.is_some() {
+            bail!("--psnr and --ratio cannot be asked for together");
+        }
+    }
+    Ok(())
+}
+
 fn encode_grid(
     volume: &Volume,
     name: &str,
@@ -547,6 +557,12 @@ fn encode_grid(
     let levels = pyramid::build(Grid::new(volume.dims, normalized), opts.scales);
     let meta = serde_json::json!({ "name": name }).to_string();
     let header_bytes = strata_format::header_len(opts.scales as usize + 1) as u64;
+    check_psnr_goal(opts)?;
+    // Under --psnr every scale aims at the final MSE (normalized units):
+    // the finest scale's residual error is the reconstruction's.
+    let mse = opts
+        .target_psnr
+        .map(|p| 10f64.powf(-(p + PSNR_MARGIN_DB) / 10.0));
     let target = match opts.target_ratio {
         None => None,
         Some(ratio) => {
@@ -602,6 +618,7 @@ fn encode_grid(
             RateGoal {
                 lambda,
                 bytes,
+                mse,
                 time,
             },
             opts.seed.wrapping_add(level as u64),

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use strata::grid::default_levels;
 use strata::grid::rate::{self, ContextLayout};
+use strata::grid::slab::Slab;
 use strata::grid::synthesis::{self, Interpolation};
 use strata_format::grid::{latent_dims, GridArchitecture};
 use strata_format::synth::SplitMix;
@@ -27,7 +28,7 @@ pub struct Args {
     /// Hidden width of the context network.
     #[arg(long, default_value_t = 4)]
     context: u8,
-    /// Fraction of voxel rows the synthesis visits per step.
+    /// Share of the z slices a step visits (a slab in the middle).
     #[arg(long, default_value_t = 1.0)]
     sample: f32,
     /// Timed steps of each half.
@@ -72,10 +73,14 @@ pub fn run(args: Args) -> Result<()> {
     context[last] = 3.0;
     let voxels: usize = dims.iter().product();
     let target: Vec<f32> = (0..voxels).map(|_| rng.symmetric(0.5)).collect();
-    let n_rows = dims[1] * dims[2];
-    let rows: Vec<u32> = (0..n_rows as u32)
-        .filter(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 <= args.sample)
-        .collect();
+    // A slab in the middle of the scale, as a windowed training step has.
+    let slab = if args.sample < 1.0 {
+        let w = ((args.sample as f64 * dims[2] as f64).round() as usize).clamp(1, dims[2]);
+        let z0 = (dims[2] - w) / 2;
+        Slab::new(dims, &ldims, z0, z0 + w)
+    } else {
+        Slab::full(&ldims)
+    };
     let latent_count: usize = latents.iter().map(Vec::len).sum();
 
     let steps = args.steps.max(1);
@@ -87,20 +92,22 @@ pub fn run(args: Args) -> Result<()> {
         }
         start.elapsed().as_secs_f64() / steps as f64
     };
-    let sampled = (args.sample < 1.0).then_some(rows.as_slice());
+    let sampled = slab.rows.as_deref();
+    let visit = sampled.is_some().then_some(slab.chunks.as_slice());
     let t_synth = time(&mut || {
         std::hint::black_box(synthesis::step(
             &interp, &shapes, &synth, &latents, &target, sampled,
         ));
     });
     let t_rate = time(&mut || {
-        std::hint::black_box(rate::step(layout, &context, &latents, &ldims, 4, 0));
+        std::hint::black_box(rate::step(layout, &context, &latents, &ldims, 4, 0, visit));
     });
-    let visited = if sampled.is_some() {
-        rows.len() * dims[0]
-    } else {
-        voxels
-    };
+    let visited = sampled.map_or(voxels, |r| r.len() * dims[0]);
+    let visited_latents: f64 = latents
+        .iter()
+        .zip(&slab.share)
+        .map(|(l, share)| l.len() as f64 * share)
+        .sum();
     println!(
         "grid step    {}×{}×{} ({:.2} M voxels, {:.2} M latents in {levels} levels), synthesis {:?}, context {}, {} threads",
         dims[0],
@@ -113,7 +120,7 @@ pub fn run(args: Args) -> Result<()> {
         rayon::current_num_threads()
     );
     println!(
-        "synthesis    {:.1} ms/step, {:.1} M voxels/s ({} of rows)",
+        "synthesis    {:.1} ms/step, {:.1} M voxels/s (a slab of {} of the slices)",
         1e3 * t_synth,
         visited as f64 / t_synth / 1e6,
         args.sample
@@ -121,7 +128,7 @@ pub fn run(args: Args) -> Result<()> {
     println!(
         "rate         {:.1} ms/step, {:.1} M latents/s",
         1e3 * t_rate,
-        latent_count as f64 / t_rate / 1e6
+        visited_latents / t_rate / 1e6
     );
     super::append_csv(
         &args.csv,

@@ -4,7 +4,9 @@
 //! forward and backward passes ([`synthesis`], [`rate`]) and Adam.
 //! Quantization proxy: uniform noise, then straight-through rounding.
 
+mod lanes;
 pub mod rate;
+pub mod slab;
 pub mod synthesis;
 
 use std::time::{Duration, Instant};
@@ -16,19 +18,29 @@ use strata_format::synth::SplitMix;
 
 use crate::encode::Progress;
 use rate::ContextLayout;
+use slab::Slab;
 use synthesis::Interpolation;
 
 /// The context network's parameters learn from one latent chunk in this
 /// many per step (see `rate::step`).
 const CONTEXT_PARAM_EVERY: usize = 4;
 
-/// λ steering under `--ratio`: every this many steps, λ moves by
-/// (estimate / goal)^STEER_GAIN, at most e^±0.3 — more on short schedules,
-/// so that the steering moves can span e^±STEER_SPAN in all (a full-size
-/// scale under `--time` may get only ~80 steps, and λ carried from a
-/// coarser scale can be 100× off).
+/// λ steering under `--ratio`: every this many steps, ln λ moves by
+/// STEER_GAIN·e + STEER_DAMPING·(e − e_before), e = ln(estimate / goal), at
+/// most ±0.3 — more on short schedules, so that the moves can span
+/// e^±STEER_SPAN in all (λ carried from a coarser scale can be 100× off).
+/// The damping term stops the swings a plain integrator gives: the size
+/// answers λ tens of steps late (seen on engine at half size: λ swung
+/// from 7e-6 to 1e-2 and back, the size ending 35% under the goal).
 const STEER_EVERY: usize = 5;
 const STEER_GAIN: f64 = 0.7;
+const STEER_DAMPING: f64 = 1.5;
+/// During the noise phase the rounded latents are measured under a context
+/// model trained on noisy ones, which it will shed once it trains on
+/// integers: the section then shrinks by ~15–20% (engine at half size).
+const NOISE_PHASE_SLACK: f64 = 1.15;
+/// Under `--psnr`, the MSE steered on decays by this factor per step.
+const MSE_SMOOTHING: f64 = 0.9;
 const STEER_SPAN: f64 = 6.0;
 
 /// How a grid scale is trained.
@@ -45,8 +57,10 @@ pub struct GridOptions {
     /// Fraction of the steps trained with the noise proxy; the rest round
     /// with a straight-through gradient.
     pub noise_fraction: f32,
-    /// Fraction of the voxel rows each step visits (1 = all).
-    pub sample: f32,
+    /// Share of the scale's z slices each step trains on (a random slab,
+    /// see [`slab`]; 1 = full steps); `None`: slabs of about
+    /// [`SLAB_VOXELS`] voxels.
+    pub sample: Option<f32>,
 }
 
 impl Default for GridOptions {
@@ -58,10 +72,13 @@ impl Default for GridOptions {
             steps: 1000,
             lr: 1e-2,
             noise_fraction: 0.75,
-            sample: 1.0,
+            sample: None,
         }
     }
 }
+
+/// Voxels a windowed step visits when `GridOptions::sample` is not given.
+pub const SLAB_VOXELS: f64 = 5.0e5;
 
 /// Latent levels for a scale grid of `dims`.
 pub fn default_levels(dims: [usize; 4]) -> u8 {
@@ -114,6 +131,8 @@ pub struct RateGoal {
     pub lambda: f64,
     /// Steer λ so the section's estimated size lands at this many bytes.
     pub bytes: Option<f64>,
+    /// Or so that the training MSE (normalized units) lands at this.
+    pub mse: Option<f64>,
     /// Stop starting new steps after this long.
     pub time: Option<Duration>,
 }
@@ -139,13 +158,27 @@ impl Adam {
     }
 
     fn update(&mut self, params: &mut [f32], grads: &[f32], lr: f32, t: i32) {
+        self.update_range(params, 0..params.len(), grads, lr, t);
+    }
+
+    /// Updates `params[range]` with `grads` (one per element of the range),
+    /// `t` being those elements' own step count.
+    fn update_range(
+        &mut self,
+        params: &mut [f32],
+        range: std::ops::Range<usize>,
+        grads: &[f32],
+        lr: f32,
+        t: i32,
+    ) {
         let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
         let c1 = 1.0 - b1.powi(t);
         let c2 = 1.0 - b2.powi(t);
-        for ((p, &g), (m, v)) in params
+        let (m, v) = (&mut self.m[range.clone()], &mut self.v[range.clone()]);
+        for ((p, &g), (m, v)) in params[range]
             .iter_mut()
             .zip(grads)
-            .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+            .zip(m.iter_mut().zip(v.iter_mut()))
         {
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
@@ -225,7 +258,6 @@ pub fn fit_scale(
     let mut adam_synth = Adam::new(synth.len());
     let mut adam_context = Adam::new(context.len());
 
-    let n_rows = dims[1] * dims[2] * dims[3];
     let mut lambda = goal.lambda;
     let mut steps = opts.steps.max(1);
     progress.scale_started(
@@ -236,55 +268,104 @@ pub fn fit_scale(
         latents.iter().map(Vec::len).sum(),
     );
     let started = Instant::now();
+    let sample = opts
+        .sample
+        .unwrap_or((SLAB_VOXELS / voxels) as f32)
+        .clamp(1e-3, 1.0);
+    let full = Slab::full(&ldims);
+    // Adam's step count per latent chunk: windowed steps update only the
+    // chunks they visit.
+    let mut chunk_steps: Vec<Vec<i32>> = full.chunks.iter().map(|c| vec![0; c.len()]).collect();
+    // Bits of each chunk's rounded latents as last measured: the steering's
+    // estimate of the whole section (a slab alone varies too much).
+    let mut known_bits: Option<Vec<Vec<f64>>> = None;
+    let mut last_err: Option<f64> = None;
+    let (mut mse_sum, mut mse_voxels) = (0f64, 0f64);
+    let mut rounded: Vec<Vec<f32>> = latents.clone();
     let mut step = 0;
     let mut proxy: Vec<Vec<f32>> = latents.clone();
-    let mut rows: Vec<u32> = Vec::new();
     while step < steps {
         let noise = (step as f32) < opts.noise_fraction * steps as f32;
-        for (p, y) in proxy.iter_mut().zip(&latents) {
-            if noise {
-                for (q, &v) in p.iter_mut().zip(y) {
-                    *q = v + uniform() - 0.5;
-                }
-            } else {
-                for (q, &v) in p.iter_mut().zip(y) {
-                    *q = v.round();
+        let windowed;
+        let slab = if sample < 1.0 {
+            windowed = Slab::random(dims, &ldims, sample, uniform());
+            &windowed
+        } else {
+            &full
+        };
+        for l in 0..levels as usize {
+            for (_, run) in slab.runs(l, ldims[l]) {
+                let (p, y) = (&mut proxy[l][run.clone()], &latents[l][run]);
+                if noise {
+                    for (q, &v) in p.iter_mut().zip(y) {
+                        *q = v + uniform() - 0.5;
+                    }
+                } else {
+                    for (q, &v) in p.iter_mut().zip(y) {
+                        *q = v.round();
+                    }
                 }
             }
         }
-        let sampled = if opts.sample < 1.0 {
-            rows.clear();
-            rows.extend((0..n_rows as u32).filter(|_| uniform() < opts.sample));
-            if rows.is_empty() {
-                rows.push(0);
-            }
-            Some(rows.as_slice())
-        } else {
-            None
-        };
-        let s = synthesis::step(&interp, &shapes, &synth, &proxy, target, sampled);
-        let r = rate::step(layout, &context, &proxy, &ldims, CONTEXT_PARAM_EVERY, step);
+        let visit = slab.rows.is_some().then_some(slab.chunks.as_slice());
+        let s = synthesis::step(
+            &interp,
+            &shapes,
+            &synth,
+            &proxy,
+            target,
+            slab.rows.as_deref(),
+        );
+        let r = rate::step(
+            layout,
+            &context,
+            &proxy,
+            &ldims,
+            CONTEXT_PARAM_EVERY,
+            step,
+            visit,
+        );
+        // Each level's bits, scaled up from the chunks visited.
+        let bits: f64 = r
+            .chunk_bits
+            .iter()
+            .zip(&slab.share)
+            .map(|(c, share)| c.iter().sum::<f64>() / share)
+            .sum();
         let mse = s.sq_error / s.voxels.max(1) as f64;
-        let bpv = r.bits / voxels;
+        let bpv = bits / voxels;
         progress.step(step + 1, (mse + lambda * bpv) as f32);
 
-        // Gradients of MSE + λ·bits/N, then one Adam step with a cosine
-        // learning rate.
+        // Gradients of MSE + λ·bits/N (both estimated on the slab), then
+        // one Adam step with a cosine learning rate.
         let d_scale = 1.0 / s.voxels.max(1) as f32;
-        let r_scale = (lambda / voxels) as f32;
         let t = (step + 1) as i32;
         let lr = opts.lr
             * (0.5 * (1.0 + (std::f32::consts::PI * step as f32 / steps as f32).cos())).max(0.02);
+        let mut g = Vec::new();
         for l in 0..levels as usize {
-            let g: Vec<f32> = s.latents[l]
-                .iter()
-                .zip(&r.latents[l])
-                .map(|(&a, &b)| a * d_scale + b * r_scale)
-                .collect();
-            adam_latents[l].update(&mut latents[l], &g, lr * LATENT_LR_FACTOR, t);
+            let r_scale = (lambda / (voxels * slab.share[l])) as f32;
+            for (ci, run) in slab.runs(l, ldims[l]) {
+                g.clear();
+                g.extend(
+                    s.latents[l][run.clone()]
+                        .iter()
+                        .zip(&r.latents[l][run.clone()])
+                        .map(|(&a, &b)| a * d_scale + b * r_scale),
+                );
+                chunk_steps[l][ci] += 1;
+                adam_latents[l].update_range(
+                    &mut latents[l],
+                    run,
+                    &g,
+                    lr * LATENT_LR_FACTOR,
+                    chunk_steps[l][ci],
+                );
+            }
         }
         let gs: Vec<f32> = s.params.iter().map(|g| g * d_scale).collect();
         adam_synth.update(&mut synth, &gs, lr, t);
+        let r_scale = (lambda / (voxels * slab.share[0])) as f32;
         let gc: Vec<f32> = r.params.iter().map(|g| g * r_scale).collect();
         adam_context.update(&mut context, &gc, lr, t);
         // Keep the weights inside what Q12 in an i16 can hold.
@@ -292,35 +373,74 @@ pub fn fit_scale(
             *w = w.clamp(-7.99, 7.99);
         }
 
-        // Rate steering: move λ towards the size asked for, measured on the
-        // rounded latents (what will be coded; the noisy proxy costs more).
+        // Steering: move λ towards the size asked for, measured on the
+        // rounded latents (what will be coded; the noisy proxy costs more),
+        // or towards the MSE asked for (smoothed over steps: slabs differ).
+        mse_sum = MSE_SMOOTHING * mse_sum + s.sq_error;
+        mse_voxels = MSE_SMOOTHING * mse_voxels + s.voxels as f64;
+        let (from, to) = (steps / 20, steps * 19 / 20);
+        let steer_now = step >= from && step < to && step % STEER_EVERY == 0;
+        // ln(what we have / what we want), positive when λ should grow.
+        let mut err = None;
         if let Some(bytes) = goal.bytes {
-            let (from, to) = (steps / 20, steps * 17 / 20);
-            if step >= from && step < to && step % STEER_EVERY == 0 {
-                let rounded: Vec<Vec<f32>> = latents
-                    .iter()
-                    .map(|l| l.iter().map(|v| v.round()).collect())
-                    .collect();
-                let bits = if noise {
-                    rate::step(layout, &context, &rounded, &ldims, usize::MAX, 0).bits
-                } else {
-                    r.bits
-                };
+            if !noise {
+                // This step's rate was measured on the rounded latents.
+                if let Some(known) = known_bits.as_mut() {
+                    remember(known, &r.chunk_bits, &slab.chunks);
+                }
+            }
+            if steer_now {
+                // The first estimate measures every chunk, later ones the slab's.
+                let measure = if known_bits.is_none() { &full } else { slab };
+                if noise || known_bits.is_none() {
+                    for l in 0..levels as usize {
+                        for (_, run) in measure.runs(l, ldims[l]) {
+                            for (q, &v) in rounded[l][run.clone()].iter_mut().zip(&latents[l][run])
+                            {
+                                *q = v.round();
+                            }
+                        }
+                    }
+                    let visit = measure.rows.is_some().then_some(measure.chunks.as_slice());
+                    let m = rate::step(layout, &context, &rounded, &ldims, usize::MAX, 0, visit);
+                    let known = known_bits.get_or_insert_with(|| m.chunk_bits.clone());
+                    remember(known, &m.chunk_bits, &measure.chunks);
+                }
+                let known = known_bits.as_ref().expect("measured above");
+                let bits: f64 = known.iter().flatten().sum();
                 let estimate = bits / 8.0 + side_bytes(&arch);
-                let moves = ((to - from) / STEER_EVERY).max(1) as f64;
-                let most = (STEER_SPAN / moves).max(0.3);
-                lambda *= (STEER_GAIN * (estimate / bytes).ln())
-                    .clamp(-most, most)
-                    .exp();
+                // Rounded latents measured under a context model trained on
+                // noisy ones cost more than they will once it trains on them.
+                let goal_now = if noise {
+                    bytes * NOISE_PHASE_SLACK
+                } else {
+                    bytes
+                };
+                err = Some((estimate / goal_now).ln());
+            }
+        } else if let Some(mse_goal) = goal.mse {
+            if steer_now && mse_voxels > 0.0 {
+                err = Some((mse_goal / (mse_sum / mse_voxels)).ln());
             }
         }
+        if let Some(err) = err {
+            let trend = last_err.map_or(0.0, |e| err - e);
+            last_err = Some(err);
+            let moves = ((to - from) / STEER_EVERY).max(1) as f64;
+            let most = (STEER_SPAN / moves).max(0.3);
+            lambda *= (STEER_GAIN * err + STEER_DAMPING * trend)
+                .clamp(-most, most)
+                .exp();
+        }
         step += 1;
-        // Time cap: after a few steps, fit the schedule to what is left.
+        // Time cap: after a few steps, and again every 25, fit the schedule
+        // to the time per step so far (up or down, never past the steps
+        // asked for: the first steps' cost is not the average's).
         if let Some(limit) = goal.time {
-            if step == 3 || step % 50 == 0 {
+            if step == 3 || step % 25 == 0 {
                 let per = started.elapsed().as_secs_f64() / step as f64;
                 let fit = (limit.as_secs_f64() / per) as usize;
-                steps = steps.min(fit.max(step + 1)).max(step.min(steps));
+                steps = fit.clamp(step + 1, opts.steps.max(step + 1));
             }
         }
     }
@@ -330,6 +450,17 @@ pub fn fit_scale(
         lambda,
         steps,
     })
+}
+
+/// Records the bits of the chunks `visited` measured in `bits`.
+fn remember(known: &mut [Vec<f64>], bits: &[Vec<f64>], visited: &[Vec<bool>]) {
+    for ((k, b), v) in known.iter_mut().zip(bits).zip(visited) {
+        for ((k, &b), &v) in k.iter_mut().zip(b).zip(v) {
+            if v {
+                *k = b;
+            }
+        }
+    }
 }
 
 /// The trained values as stored: latents rounded, synthesis parameters to

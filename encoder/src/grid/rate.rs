@@ -53,8 +53,11 @@ impl ContextLayout {
 
 /// Gradients of one step's rate term.
 pub struct RateGrads {
-    /// Total bits of all latents under the current model.
+    /// Total bits of the latents visited under the current model.
     pub bits: f64,
+    /// Per level, per chunk (`entropy::chunks` order): its bits, 0 for the
+    /// chunks not visited.
+    pub chunk_bits: Vec<Vec<f64>>,
     pub params: Vec<f32>,
     /// Per latent level, d(bits)/d(latent).
     pub latents: Vec<Vec<f32>>,
@@ -106,10 +109,12 @@ impl<'a> Net<'a> {
 }
 
 /// Bits of all levels' latents `values` (finest first; the proxy values a
-/// step trains on) and their gradients. The network's parameter gradients
-/// are taken on one chunk in `param_every` (those whose index ≡ `phase`),
-/// scaled up: they need far fewer samples than the latents, which all get
-/// their own gradient every step.
+/// step trains on) and their gradients, on the chunks `visit` selects (per
+/// level, per chunk; all when `None`: chunks are coded independently, so a
+/// subset is exact for its own latents). The network's parameter gradients
+/// are taken on one visited chunk in `param_every` (those whose rank ≡
+/// `phase`), scaled up: they need far fewer samples than the latents, which
+/// all get their own gradient every step.
 pub fn step(
     layout: ContextLayout,
     params: &[f32],
@@ -117,57 +122,67 @@ pub fn step(
     ldims: &[[usize; 4]],
     param_every: usize,
     phase: usize,
+    visit: Option<&[Vec<bool>]>,
 ) -> RateGrads {
     let param_every = param_every.max(1);
     let net = Net::new(layout, params);
     let levels = values.len();
     let mut latents: Vec<Vec<f32>> = values.iter().map(|v| vec![0.0; v.len()]).collect();
     let mut bits = 0f64;
+    let mut chunk_bits = Vec::with_capacity(levels);
     let mut gparams = vec![0f32; params.len()];
     for l in 0..levels {
         let dims = ldims[l];
         let parent = (l + 1 < levels).then(|| (values[l + 1].as_slice(), ldims[l + 1]));
         let cs = chunks(dims);
-        let mut runs: Vec<&mut [f32]> = Vec::with_capacity(cs.len());
+        let chosen = |ci: usize| visit.is_none_or(|v| v[l][ci]);
+        // Visited chunks with their gradient runs and their rank among the
+        // visited ones (which picks the parameter-gradient chunks).
+        let mut runs: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(cs.len());
         let mut rest: &mut [f32] = &mut latents[l];
-        for c in &cs {
+        for (ci, c) in cs.iter().enumerate() {
             let (head, tail) = rest.split_at_mut(c.len(dims));
-            runs.push(head);
+            if chosen(ci) {
+                runs.push((runs.len(), ci, head));
+            }
             rest = tail;
         }
         // Small levels (one or few chunks) always train the parameters.
-        let sampled = cs.len() / 4 >= param_every;
+        let sampled = runs.len() / 4 >= param_every;
         let boost = if sampled { param_every as f32 } else { 1.0 };
-        let parts: Vec<(f64, Option<Vec<f32>>)> = runs
+        let parts: Vec<(usize, f64, Option<Vec<f32>>)> = runs
             .into_par_iter()
-            .zip(cs.par_iter().enumerate())
-            .map(|(grun, (ci, c))| {
-                let weigh = !sampled || ci % param_every == phase % param_every;
+            .map(|(rank, ci, grun)| {
+                let c = cs[ci];
+                let weigh = !sampled || rank % param_every == phase % param_every;
                 let run = &values[l][c.offset(dims)..][..c.len(dims)];
                 let mut gp = weigh.then(|| vec![0f32; params.len()]);
-                let total = chunk_rate(&net, run, dims, parent, *c, grun, gp.as_deref_mut(), boost);
-                (total, gp)
+                let total = chunk_rate(&net, run, dims, parent, c, grun, gp.as_deref_mut(), boost);
+                (ci, total, gp)
             })
             .collect();
-        for (b, gp) in parts {
+        let mut per_chunk = vec![0f64; cs.len()];
+        for (ci, b, gp) in parts {
             bits += b;
+            per_chunk[ci] = b;
             if let Some(gp) = gp {
                 for (a, g) in gparams.iter_mut().zip(&gp) {
                     *a += g;
                 }
             }
         }
+        chunk_bits.push(per_chunk);
     }
     RateGrads {
         bits,
+        chunk_bits,
         params: gparams,
         latents,
     }
 }
 
-/// Latents of a row evaluated together: one AVX register of f32.
-const LANES: usize = 8;
-type Lanes = [f32; LANES];
+// Latents of a row are evaluated 8 at a time, on lanes.
+use super::lanes::{has_avx2_fma, madd, Lanes, LANES};
 
 /// One chunk's bits; adds d(bits)/d(latent) into `grun` and, when `gp` is
 /// given, `boost`·d(bits)/d(params) into it. Compiled for AVX2 where the
@@ -184,15 +199,15 @@ fn chunk_rate(
     boost: f32,
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
         return unsafe { chunk_rate_avx2(net, run, dims, parent, c, grun, gp, boost) };
     }
-    chunk_rate_generic(net, run, dims, parent, c, grun, gp, boost)
+    chunk_rate_generic::<false>(net, run, dims, parent, c, grun, gp, boost)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn chunk_rate_avx2(
     net: &Net,
@@ -204,7 +219,7 @@ unsafe fn chunk_rate_avx2(
     gp: Option<&mut [f32]>,
     boost: f32,
 ) -> f64 {
-    chunk_rate_generic(net, run, dims, parent, c, grun, gp, boost)
+    chunk_rate_generic::<true>(net, run, dims, parent, c, grun, gp, boost)
 }
 
 /// The context rows of a latent row, structure of arrays: input `i` of the
@@ -249,7 +264,7 @@ fn fill_context_rows(
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn chunk_rate_generic(
+fn chunk_rate_generic<const FMA: bool>(
     net: &Net,
     run: &[f32],
     dims: [usize; 4],
@@ -291,27 +306,23 @@ fn chunk_rate_generic(
                         .expect("8 lanes")
                 };
                 let mut out = [[net.b2[0]; LANES], [net.b2[1]; LANES]];
-                for j in 0..h {
-                    let mut acc = [net.b1[j]; LANES];
-                    for i in 0..n {
-                        let (w, cv) = (net.w1[i * h + j], ctx(i));
-                        for k in 0..LANES {
-                            acc[k] += w * cv[k];
-                        }
+                for (j, (hj, (&b1, w2))) in hid
+                    .iter_mut()
+                    .zip(net.b1.iter().zip(net.w2.chunks_exact(2)))
+                    .enumerate()
+                {
+                    let mut acc = [b1; LANES];
+                    for (i, w1) in net.w1.chunks_exact(h).enumerate() {
+                        acc = madd::<FMA>([w1[j]; LANES], ctx(i), acc);
                     }
-                    for k in 0..LANES {
-                        hid[j][k] = acc[k].max(0.0);
-                        out[0][k] += net.w2[j * 2] * hid[j][k];
-                        out[1][k] += net.w2[j * 2 + 1] * hid[j][k];
-                    }
+                    *hj = acc.map(|v| v.max(0.0));
+                    out[0] = madd::<FMA>([w2[0]; LANES], *hj, out[0]);
+                    out[1] = madd::<FMA>([w2[1]; LANES], *hj, out[1]);
                 }
-                for i in 0..n {
+                for (i, s) in net.skip.chunks_exact(2).enumerate() {
                     let cv = ctx(i);
-                    let (s0, s1) = (net.skip[i * 2], net.skip[i * 2 + 1]);
-                    for k in 0..LANES {
-                        out[0][k] += s0 * cv[k];
-                        out[1][k] += s1 * cv[k];
-                    }
+                    out[0] = madd::<FMA>([s[0]; LANES], cv, out[0]);
+                    out[1] = madd::<FMA>([s[1]; LANES], cv, out[1]);
                 }
                 let xs: Lanes = own[x0..x0 + LANES].try_into().expect("8 lanes");
                 let (bits, da, db) = laplace_bits_lanes(xs, out[0], out[1], live);
@@ -328,12 +339,10 @@ fn chunk_rate_generic(
                     gl[o_b2][k] += g0[k];
                     gl[o_b2 + 1][k] += g1[k];
                 }
-                for i in 0..n {
+                for (i, gs) in gl[o_skip..o_skip + 2 * n].chunks_exact_mut(2).enumerate() {
                     let cv = ctx(i);
-                    for k in 0..LANES {
-                        gl[o_skip + i * 2][k] += g0[k] * cv[k];
-                        gl[o_skip + i * 2 + 1][k] += g1[k] * cv[k];
-                    }
+                    gs[0] = madd::<FMA>(g0, cv, gs[0]);
+                    gs[1] = madd::<FMA>(g1, cv, gs[1]);
                 }
                 for j in 0..h {
                     let (w0, w1) = (net.w2[j * 2], net.w2[j * 2 + 1]);
@@ -348,12 +357,8 @@ fn chunk_rate_generic(
                         };
                         gl[o_b1 + j][k] += gh[k];
                     }
-                    for i in 0..n {
-                        let cv = ctx(i);
-                        let g = &mut gl[i * h + j];
-                        for k in 0..LANES {
-                            g[k] += gh[k] * cv[k];
-                        }
+                    for (i, g) in gl[..n * h].chunks_exact_mut(h).enumerate() {
+                        g[j] = madd::<FMA>(gh, ctx(i), g[j]);
                     }
                 }
             }
@@ -586,6 +591,7 @@ mod tests {
         }
         RateGrads {
             bits,
+            chunk_bits: Vec::new(),
             params: gparams,
             latents,
         }
@@ -672,7 +678,7 @@ mod tests {
             let last = params.len() - 1;
             params[last] = 2.0;
             for every in [1, 2] {
-                let a = step(layout, &params, &values, &ldims, every, 1);
+                let a = step(layout, &params, &values, &ldims, every, 1, None);
                 let b = reference_step(layout, &params, &values, &ldims, every, 1);
                 assert!(
                     (a.bits - b.bits).abs() < 1e-4 * b.bits,
@@ -697,6 +703,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn visiting_some_chunks_is_exact_for_them() {
+        use strata_format::grid::entropy::chunks;
+        use strata_format::grid::latent_dims;
+        use strata_format::synth::SplitMix;
+        let mut rng = SplitMix(8);
+        let dims = [11, 9, 70, 2];
+        let ldims: Vec<[usize; 4]> = (0..3).map(|l| latent_dims(dims, l)).collect();
+        let values: Vec<Vec<f32>> = ldims
+            .iter()
+            .map(|d| {
+                (0..d.iter().product::<usize>())
+                    .map(|_| rng.symmetric(3.0).round())
+                    .collect()
+            })
+            .collect();
+        let layout = ContextLayout { hidden: 3 };
+        let params: Vec<f32> = (0..layout.len()).map(|_| rng.symmetric(0.2)).collect();
+        let full = step(layout, &params, &values, &ldims, 1, 0, None);
+        // Every other chunk of each level.
+        let visit: Vec<Vec<bool>> = ldims
+            .iter()
+            .map(|&d| (0..chunks(d).len()).map(|i| i % 2 == 1).collect())
+            .collect();
+        let part = step(layout, &params, &values, &ldims, 1, 0, Some(&visit));
+        let mut expected = 0.0;
+        for l in 0..3 {
+            let cs = chunks(ldims[l]);
+            assert!(cs.len() >= 2, "level {l} has one chunk");
+            for (ci, c) in cs.iter().enumerate() {
+                let run = c.offset(ldims[l])..c.offset(ldims[l]) + c.len(ldims[l]);
+                if visit[l][ci] {
+                    assert_eq!(part.chunk_bits[l][ci], full.chunk_bits[l][ci]);
+                    assert_eq!(part.latents[l][run.clone()], full.latents[l][run]);
+                    expected += full.chunk_bits[l][ci];
+                } else {
+                    assert_eq!(part.chunk_bits[l][ci], 0.0);
+                    assert!(part.latents[l][run].iter().all(|&g| g == 0.0));
+                }
+            }
+        }
+        assert!((part.bits - expected).abs() < 1e-9 * expected);
+        assert!(part.bits > 0.0 && part.bits < full.bits);
     }
 
     #[test]

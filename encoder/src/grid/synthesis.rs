@@ -37,10 +37,8 @@ impl Interpolation {
     }
 }
 
-/// Voxels of a row processed together: the MLP runs on 8 lanes at once
-/// (one AVX register of f32), structure of arrays.
-const LANES: usize = 8;
-type Lanes = [f32; LANES];
+// Voxels of a row are processed 8 at a time: the MLP runs on lanes.
+use super::lanes::{has_avx2_fma, madd, Lanes, LANES};
 
 /// Forward and backward over the voxel rows `rows` (indices of (y, z, t)
 /// rows; all rows when `None`), against `target` (the scale's grid).
@@ -81,8 +79,8 @@ pub fn step(
     total
 }
 
-/// Rows on this CPU's widest vectors: the same code compiled for AVX2 where
-/// the CPU has it (8 f32 lanes), else for the baseline (SSE2).
+/// Rows on this CPU's widest vectors: the same code compiled for AVX2 and
+/// FMA where the CPU has them (8 f32 lanes), else for the baseline (SSE2).
 fn run_rows(
     interp: &Interpolation,
     shapes: &[(usize, usize)],
@@ -92,15 +90,15 @@ fn run_rows(
     rows: &[u32],
 ) -> SynthesisGrads {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
         return unsafe { run_rows_avx2(interp, shapes, params, latents, target, rows) };
     }
-    run_rows_generic(interp, shapes, params, latents, target, rows)
+    run_rows_generic::<false>(interp, shapes, params, latents, target, rows)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn run_rows_avx2(
     interp: &Interpolation,
     shapes: &[(usize, usize)],
@@ -109,11 +107,11 @@ unsafe fn run_rows_avx2(
     target: &[f32],
     rows: &[u32],
 ) -> SynthesisGrads {
-    run_rows_generic(interp, shapes, params, latents, target, rows)
+    run_rows_generic::<true>(interp, shapes, params, latents, target, rows)
 }
 
 #[inline(always)]
-fn run_rows_generic(
+fn run_rows_generic<const FMA: bool>(
     interp: &Interpolation,
     shapes: &[(usize, usize)],
     params: &[f32],
@@ -180,24 +178,20 @@ fn run_rows_generic(
             }
             for (li, &(i, o)) in shapes.iter().enumerate() {
                 let (before, after) = acts.split_at_mut(li + 1);
-                let (a, b) = (&before[li], &mut after[0]);
+                let (a, b) = (&before[li][..i], &mut after[0][..o]);
                 let off = offsets[li];
                 let wts = &params[off..off + i * o];
                 let bias = &params[off + i * o..off + i * o + o];
-                for j in 0..o {
-                    let mut acc = [bias[j]; LANES];
-                    for (ii, av) in a.iter().enumerate() {
-                        let wv = wts[ii * o + j];
-                        for k in 0..LANES {
-                            acc[k] += av[k] * wv;
-                        }
+                let relu = li + 1 < n_layers;
+                for (j, (bj, &bias_j)) in b.iter_mut().zip(bias).enumerate() {
+                    let mut acc = [bias_j; LANES];
+                    for (av, wrow) in a.iter().zip(wts.chunks_exact(o)) {
+                        acc = madd::<FMA>(*av, [wrow[j]; LANES], acc);
                     }
-                    if li + 1 < n_layers {
-                        for v in acc.iter_mut() {
-                            *v = v.max(0.0);
-                        }
+                    if relu {
+                        acc = acc.map(|v| v.max(0.0));
                     }
-                    b[j] = acc;
+                    *bj = acc;
                 }
             }
             // d(err²)/d(out) = 2·err, 0 on the lanes past the row's end.
@@ -211,24 +205,24 @@ fn run_rows_generic(
             grad[0] = g0;
             for (li, &(i, o)) in shapes.iter().enumerate().rev() {
                 let off = offsets[li];
-                let a = &acts[li];
+                let a = &acts[li][..i];
                 let wts = &params[off..off + i * o];
-                for j in 0..o {
-                    let gb = &mut gp[off + i * o + j];
+                let (gw_all, gb) = gp[off..off + i * o + o].split_at_mut(i * o);
+                let gj = &grad[..o];
+                for (g, d) in gb.iter_mut().zip(gj) {
                     for k in 0..LANES {
-                        gb[k] += grad[j][k];
+                        g[k] += d[k];
                     }
                 }
-                for (ii, av) in a.iter().enumerate() {
+                let rows = a
+                    .iter()
+                    .zip(wts.chunks_exact(o))
+                    .zip(gw_all.chunks_exact_mut(o));
+                for (ii, ((av, wrow), gwrow)) in rows.enumerate() {
                     let mut s = [0f32; LANES];
-                    for j in 0..o {
-                        let wv = wts[ii * o + j];
-                        let gj = grad[j];
-                        let gw = &mut gp[off + ii * o + j];
-                        for k in 0..LANES {
-                            gw[k] += av[k] * gj[k];
-                            s[k] += wv * gj[k];
-                        }
+                    for ((gw, &w), d) in gwrow.iter_mut().zip(wrow).zip(gj) {
+                        *gw = madd::<FMA>(*av, *d, *gw);
+                        s = madd::<FMA>([w; LANES], *d, s);
                     }
                     // Through the ReLU of the layer below (not the input).
                     if li > 0 {
@@ -279,4 +273,74 @@ fn run_rows_generic(
 
 fn add_into(a: &mut [f32], b: &[f32]) {
     a.par_iter_mut().zip(b).for_each(|(x, &y)| *x += y);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_format::grid::GridArchitecture;
+    use strata_format::synth::SplitMix;
+
+    /// The hand-written backward pass against central differences of the
+    /// forward one, for the MLP's parameters and the latents.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = SplitMix(11);
+        let dims = [13, 5, 4, 2];
+        let arch = GridArchitecture {
+            levels: 3,
+            synthesis: vec![5, 4],
+            context_hidden: 0,
+        };
+        let shapes = arch.synthesis_shapes();
+        let interp = Interpolation::new(dims, arch.levels);
+        let latents: Vec<Vec<f32>> = interp
+            .ldims
+            .iter()
+            .map(|d| {
+                (0..d.iter().product::<usize>())
+                    .map(|_| rng.symmetric(2.0))
+                    .collect()
+            })
+            .collect();
+        let params: Vec<f32> = (0..arch.synthesis_params())
+            .map(|_| rng.symmetric(0.6))
+            .collect();
+        let target: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|_| rng.symmetric(1.0))
+            .collect();
+        let rows: Vec<u32> = (0..(dims[1] * dims[2] * dims[3]) as u32)
+            .filter(|r| r % 3 != 1)
+            .collect();
+        let loss =
+            |p: &[f32], l: &[Vec<f32>]| step(&interp, &shapes, p, l, &target, Some(&rows)).sq_error;
+        let g = step(&interp, &shapes, &params, &latents, &target, Some(&rows));
+        let e = 1e-3f32;
+        let scale = g.params.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+        for i in 0..params.len() {
+            let (mut a, mut b) = (params.clone(), params.clone());
+            a[i] += e;
+            b[i] -= e;
+            let fd = ((loss(&a, &latents) - loss(&b, &latents)) / (2.0 * e as f64)) as f32;
+            assert!(
+                (fd - g.params[i]).abs() < 2e-2 * scale,
+                "param {i}: {} vs {fd}",
+                g.params[i]
+            );
+        }
+        for l in 0..latents.len() {
+            let scale = g.latents[l].iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+            for i in (0..latents[l].len()).step_by(7) {
+                let (mut a, mut b) = (latents.clone(), latents.clone());
+                a[l][i] += e;
+                b[l][i] -= e;
+                let fd = ((loss(&params, &a) - loss(&params, &b)) / (2.0 * e as f64)) as f32;
+                assert!(
+                    (fd - g.latents[l][i]).abs() < 2e-2 * scale,
+                    "level {l} latent {i}: {} vs {fd}",
+                    g.latents[l][i]
+                );
+            }
+        }
+    }
 }
