@@ -7,13 +7,16 @@
 //
 // The host prepends a generated part for the section's architecture (see
 // decoder-wasm/src/shaders.rs): constants LEVELS and SYNTHESIS_VEC4S (the
-// parameters' length in vec4s), and `fn synthesize() -> f32`, the MLP over
-// `channels` with every layer's loop bounds and parameter offsets constant.
+// parameters' length in vec4s), and `fn synthesize(i, v) -> f32`: the
+// channels of voxel i at (x, y, z, t) = v, level by level, then the MLP,
+// straight-line code (its parameters baked in as literals on big grids) or,
+// for wide networks, loops of constant bounds.
 //
 // Level 0 has the grid's dims: its channel is the latent itself (the CPU's
 // weights are then exactly 1 and 0). Coarser levels: the 8 latent rows
-// summed in t, z, y order (j0 before j1 on each axis, rows of weight 0
-// skipped), at the two x taps, then (1 − w_x)·c0 + w_x·c1.
+// summed in t, z, y order (j0 before j1 on each axis), at the two x taps,
+// then (1 − w_x)·c0 + w_x·c1. The CPU skips rows of weight 0; adding their
+// +0 products changes no bit (the sums start at +0, weights are ≥ 0).
 //
 // CPU twin: strata_format::grid::add_synthesis (interpolation_taps,
 // level_rows, combine_rows, channel, synthesize_voxel), the sums in the same
@@ -43,9 +46,8 @@ struct Params {
 
 const WG: u32 = 64u;
 
-var<private> channels: array<f32, LEVELS>;
-
-// Synthesis parameter i.
+// Synthesis parameter i (the loops of wide networks; straight-line code
+// names its parameters' places, or has them baked in as literals).
 fn P(i: u32) -> f32 {
     return synthesis[i >> 2u][i & 3u];
 }
@@ -89,9 +91,6 @@ fn channel(l: u32, v: vec4<u32>) -> f32 {
         for (var b = 0u; b < 2u; b++) {
             for (var e = 0u; e < 2u; e++) {
                 let w = tap_weight(tt, a) * tap_weight(tz, b) * tap_weight(ty, e);
-                if (w == 0.0) {
-                    continue;
-                }
                 let row = base + ((tap_index(tt, a) * d.z + tap_index(tz, b)) * d.y + tap_index(ty, e)) * d.x;
                 c0 += w * f32(coarse_latents[row + tx.j0]);
                 c1 += w * f32(coarse_latents[row + tx.j1]);
@@ -114,9 +113,5 @@ fn grid_synthesis(@builtin(global_invocation_id) gid: vec3<u32>) {
         (i / (g.x * g.y)) % g.z,
         i / (g.x * g.y * g.z),
     );
-    channels[0] = f32(latents0[i]);
-    for (var l = 1u; l < LEVELS; l++) {
-        channels[l] = channel(l, v);
-    }
-    grid[i] += synthesize();
+    grid[i] += synthesize(i, v);
 }

@@ -18,7 +18,9 @@ pub struct GridScaleBuffers {
     pub shapes: Vec<(usize, usize)>,
     /// Dims of the scale's grid.
     pub grid: [usize; 4],
-    /// Synthesis parameters, zero-padded to whole vec4s (uniform).
+    /// Synthesis parameters as stored (baked into the shader for big grids).
+    pub params: Vec<f32>,
+    /// The same, zero-padded to whole vec4s (uniform).
     pub synthesis: wgpu::Buffer,
     /// Level 0's latents (i32).
     pub latents0: wgpu::Buffer,
@@ -110,6 +112,7 @@ impl GridScaleBuffers {
         Ok(GridScaleBuffers {
             shapes,
             grid: dims,
+            params: section.synthesis.clone(),
             synthesis: storage(
                 "synthesis parameters",
                 &to_bytes(&params),

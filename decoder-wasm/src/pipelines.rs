@@ -17,15 +17,42 @@ use crate::grid_model::GridScaleBuffers;
 use crate::model::{u32_bytes, ScaleBuffers};
 use crate::shaders::{self, MlpShape};
 
+type SynthesisKey = (Vec<(usize, usize)>, Option<Vec<u32>>);
+
+/// Grid size from which a synthesis shader is compiled for the section's
+/// own parameters: lavapipe then runs it ~4× faster, worth the compile
+/// (tens of ms) only on big grids.
+const BAKE_FROM_VOXELS: usize = 1 << 20;
+
+/// Baked pipelines kept (a decoder re-decoding the same archive reuses
+/// them; different archives would otherwise pile up).
+const BAKED_KEPT: usize = 16;
+
 pub struct Pipelines {
     eval: HashMap<(MlpShape, bool), wgpu::ComputePipeline>,
-    synthesis: HashMap<Vec<(usize, usize)>, wgpu::ComputePipeline>,
+    /// Keyed by layer shapes and, when baked, the parameters' bits.
+    synthesis: HashMap<SynthesisKey, wgpu::ComputePipeline>,
+    /// Grids of at least this many voxels get the parameters baked in.
+    bake_from_voxels: usize,
+    /// Explicit: a one-level synthesis does not read its coarser latents,
+    /// and a derived layout would then lack their binding.
+    synthesis_layout: wgpu::PipelineLayout,
     upsample: wgpu::ComputePipeline,
     texture: wgpu::ComputePipeline,
     allow_staging: bool,
 }
 
 fn pipeline(gpu: &Gpu, label: &str, source: &str, entry: &str) -> wgpu::ComputePipeline {
+    pipeline_with(gpu, label, source, entry, None)
+}
+
+fn pipeline_with(
+    gpu: &Gpu,
+    label: &str,
+    source: &str,
+    entry: &str,
+    layout: Option<&wgpu::PipelineLayout>,
+) -> wgpu::ComputePipeline {
     let module = gpu
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -35,11 +62,45 @@ fn pipeline(gpu: &Gpu, label: &str, source: &str, entry: &str) -> wgpu::ComputeP
     gpu.device
         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
-            layout: None,
+            layout,
             module: &module,
             entry_point: Some(entry),
             compilation_options: Default::default(),
             cache: None,
+        })
+}
+
+/// Bindings of grid_synthesis.wgsl: parameters and synthesis (uniform),
+/// level 0's and the coarser latents (read), the grid (read-write).
+fn synthesis_layout(gpu: &Gpu) -> wgpu::PipelineLayout {
+    let buffer = |binding, ty| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
+    let bind = gpu
+        .device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("grid_synthesis"),
+            entries: &[
+                buffer(0, wgpu::BufferBindingType::Uniform),
+                buffer(1, wgpu::BufferBindingType::Uniform),
+                buffer(2, storage(true)),
+                buffer(3, storage(true)),
+                buffer(4, storage(false)),
+            ],
+        });
+    gpu.device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("grid_synthesis"),
+            bind_group_layouts: &[Some(&bind)],
+            immediate_size: 0,
         })
 }
 
@@ -70,6 +131,8 @@ impl Pipelines {
         let p = Pipelines {
             eval: HashMap::new(),
             synthesis: HashMap::new(),
+            synthesis_layout: synthesis_layout(gpu),
+            bake_from_voxels: BAKE_FROM_VOXELS,
             upsample: pipeline(gpu, "upsample_add", shaders::UPSAMPLE_ADD, "upsample_add"),
             texture: pipeline(
                 gpu,
@@ -87,6 +150,13 @@ impl Pipelines {
     /// would fit in workgroup memory (the path for wide networks; tests).
     pub fn without_staging(mut self) -> Pipelines {
         self.allow_staging = false;
+        self
+    }
+
+    /// Bake synthesis parameters into the shader for grids of at least
+    /// `voxels` (0: always; `usize::MAX`: never) — tests of both paths.
+    pub fn baking_synthesis_from(mut self, voxels: usize) -> Pipelines {
+        self.bake_from_voxels = voxels;
         self
     }
 
@@ -202,13 +272,29 @@ impl Pipelines {
         let mut words = vec![g[0], g[1], g[2], g[3], gx, 0, 0, 0];
         words.extend_from_slice(&scale.levels);
         let params = uniform(gpu, &words);
-        if !self.synthesis.contains_key(&scale.shapes) {
-            let src = shaders::grid_synthesis_source(&scale.shapes);
-            let p = pipeline(gpu, "grid_synthesis", &src, "grid_synthesis");
+        let bake =
+            grid.len() >= self.bake_from_voxels && shaders::synthesis_can_bake(&scale.shapes);
+        let key = (
+            scale.shapes.clone(),
+            bake.then(|| scale.params.iter().map(|v| v.to_bits()).collect()),
+        );
+        if !self.synthesis.contains_key(&key) {
+            let src =
+                shaders::grid_synthesis_source(&scale.shapes, bake.then_some(&scale.params[..]));
+            let p = pipeline_with(
+                gpu,
+                "grid_synthesis",
+                &src,
+                "grid_synthesis",
+                Some(&self.synthesis_layout),
+            );
             gpu.check()?;
-            self.synthesis.insert(scale.shapes.clone(), p);
+            if self.synthesis.keys().filter(|k| k.1.is_some()).count() >= BAKED_KEPT {
+                self.synthesis.retain(|k, _| k.1.is_none());
+            }
+            self.synthesis.insert(key.clone(), p);
         }
-        let pipeline = &self.synthesis[&scale.shapes];
+        let pipeline = &self.synthesis[&key];
         let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("grid_synthesis"),
             layout: &pipeline.get_bind_group_layout(0),

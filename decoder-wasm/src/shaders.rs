@@ -102,47 +102,113 @@ pub fn eval_blocks_source(shape: &MlpShape, staged: bool) -> String {
     s
 }
 
+/// Multiply-adds past which the synthesis MLP is generated as loops rather
+/// than straight-line code (keeps the wide networks' shaders small).
+const STRAIGHT_LINE_MACS: usize = 1024;
+
+/// Whether a synthesis of layers `shapes` is generated as straight-line
+/// code, which can take its parameters as literals.
+pub fn synthesis_can_bake(shapes: &[(usize, usize)]) -> bool {
+    shapes.iter().map(|(i, o)| i * o).sum::<usize>() <= STRAIGHT_LINE_MACS
+}
+
 /// The complete grid-synthesis shader for a synthesis MLP of layers
 /// `shapes` ((inputs, outputs), the first's inputs being the latent levels,
-/// the last's outputs 1): `fn synthesize()`, the twin of
-/// `strata_format::grid::synthesize_voxel` — per output the bias, then
-/// `+= input · weight` over the inputs in order, ReLU but after the last.
-pub fn grid_synthesis_source(shapes: &[(usize, usize)]) -> String {
+/// the last's outputs 1): `fn synthesize(i, v)`, one channel per level then
+/// the twin of `strata_format::grid::synthesize_voxel` — per output the
+/// bias, then `+ input · weight` over the inputs in order, ReLU but after
+/// the last layer. `baked`: the parameters, written into the code as
+/// literals (straight-line code only, see `synthesis_can_bake`) instead of
+/// read from the uniform buffer.
+pub fn grid_synthesis_source(shapes: &[(usize, usize)], baked: Option<&[f32]>) -> String {
     let levels = shapes[0].0;
     let params: usize = shapes.iter().map(|(i, o)| i * o + o).sum();
-    let width = shapes.iter().map(|&(_, o)| o).max().unwrap_or(1);
+    let macs: usize = shapes.iter().map(|(i, o)| i * o).sum();
     let mut s = String::new();
     let _ = writeln!(s, "// Generated for synthesis layers {shapes:?}.");
     let _ = writeln!(s, "const LEVELS: u32 = {levels}u;");
     let _ = writeln!(s, "const SYNTHESIS_VEC4S: u32 = {}u;", params.div_ceil(4));
-    s.push_str("\nfn synthesize() -> f32 {\n");
+    s.push_str("\nfn synthesize(i: u32, v: vec4<u32>) -> f32 {\n");
+    // A loop over the levels: unrolled, lavapipe ran 1.7× slower.
+    let _ = writeln!(s, "    var x: array<f32, {levels}>;");
+    s.push_str("    x[0] = f32(latents0[i]);\n");
+    s.push_str("    for (var l = 1u; l < LEVELS; l++) {\n        x[l] = channel(l, v);\n    }\n");
+    if macs <= STRAIGHT_LINE_MACS {
+        straight_line_mlp(&mut s, shapes, baked);
+    } else {
+        loop_mlp(&mut s, shapes);
+    }
+    s.push_str("}\n\n");
+    s.push_str(GRID_SYNTHESIS);
+    s
+}
+
+/// Synthesis parameter k: a literal (exact: Rust's shortest round-trip
+/// decimal; lavapipe runs the MLP ~4× faster than from the uniform
+/// buffer), or its place in the uniform buffer.
+fn param(k: usize, baked: Option<&[f32]>) -> String {
+    match baked {
+        Some(p) => format!("{:?}f", p[k]),
+        None => format!("synthesis[{}].{}", k / 4, ["x", "y", "z", "w"][k % 4]),
+    }
+}
+
+/// Layer k's inputs are `x[0], x[1], …` (k = 0) or `h{k-1}_0, …`.
+fn straight_line_mlp(s: &mut String, shapes: &[(usize, usize)], baked: Option<&[f32]>) {
+    let last = shapes.len() - 1;
+    let mut w = 0;
+    for (k, &(i, o)) in shapes.iter().enumerate() {
+        let bias = w + i * o;
+        let input = |r: usize| {
+            if k == 0 {
+                format!("x[{r}]")
+            } else {
+                format!("h{}_{r}", k - 1)
+            }
+        };
+        for j in 0..o {
+            let mut sum = param(bias + j, baked);
+            for r in 0..i {
+                let _ = write!(sum, " + {} * {}", input(r), param(w + r * o + j, baked));
+            }
+            if k == last {
+                let _ = writeln!(s, "    return {sum};");
+            } else {
+                let _ = writeln!(s, "    let h{k}_{j} = max({sum}, 0.0);");
+            }
+        }
+        w = bias + o;
+    }
+}
+
+/// Each layer a loop with constant bounds.
+fn loop_mlp(s: &mut String, shapes: &[(usize, usize)]) {
+    let width = shapes.iter().map(|&(_, o)| o).max().unwrap_or(1);
     let _ = writeln!(s, "    var a: array<f32, {width}>;");
     let _ = writeln!(s, "    var b: array<f32, {width}>;");
     let last = shapes.len() - 1;
-    let (mut input, mut next) = ("channels", "a");
+    let (mut input, mut next) = ("x", "a");
     let mut w = 0;
     for (k, &(i, o)) in shapes.iter().enumerate() {
         let bias = w + i * o;
         if k == last {
             let _ = writeln!(s, "    var y = P({bias}u);");
-            let _ = writeln!(s, "    for (var i = 0u; i < {i}u; i++) {{");
-            let _ = writeln!(s, "        y += {input}[i] * P({w}u + i);");
-            s.push_str("    }\n    return y;\n}\n\n");
+            let _ = writeln!(s, "    for (var r = 0u; r < {i}u; r++) {{");
+            let _ = writeln!(s, "        y += {input}[r] * P({w}u + r);");
+            s.push_str("    }\n    return y;\n");
             break;
         }
-        let _ = writeln!(s, "    for (var o = 0u; o < {o}u; o++) {{");
-        let _ = writeln!(s, "        var acc = P({bias}u + o);");
-        let _ = writeln!(s, "        for (var i = 0u; i < {i}u; i++) {{");
-        let _ = writeln!(s, "            acc += {input}[i] * P({w}u + i * {o}u + o);");
+        let _ = writeln!(s, "    for (var j = 0u; j < {o}u; j++) {{");
+        let _ = writeln!(s, "        var acc = P({bias}u + j);");
+        let _ = writeln!(s, "        for (var r = 0u; r < {i}u; r++) {{");
+        let _ = writeln!(s, "            acc += {input}[r] * P({w}u + r * {o}u + j);");
         s.push_str("        }\n");
-        let _ = writeln!(s, "        {next}[o] = max(acc, 0.0);");
+        let _ = writeln!(s, "        {next}[j] = max(acc, 0.0);");
         s.push_str("    }\n");
         w = bias + o;
         input = next;
         next = if next == "a" { "b" } else { "a" };
     }
-    s.push_str(GRID_SYNTHESIS);
-    s
 }
 
 /// The sine test shader: sine.wgsl and its test entry point.
@@ -169,14 +235,28 @@ mod tests {
     #[test]
     fn grid_synthesis_offsets_follow_the_layers() {
         // 3 levels, hidden 4, one output: W0 at 0, b0 at 12, W1 at 16, b1 at 20.
-        let src = grid_synthesis_source(&[(3, 4), (4, 1)]);
-        assert!(src.contains("const SYNTHESIS_VEC4S: u32 = 6u;"), "{src}");
-        assert!(src.contains("P(12u + o)"), "{src}");
-        assert!(src.contains("var y = P(20u);"), "{src}");
-        assert!(src.contains("a[i] * P(16u + i)"), "{src}");
-        // Linear synthesis: the channels straight into the output.
-        let src = grid_synthesis_source(&[(5, 1)]);
-        assert!(src.contains("channels[i] * P(0u + i)"), "{src}");
-        assert!(src.contains("var y = P(5u);"), "{src}");
+        let src = grid_synthesis_source(&[(3, 4), (4, 1)], None);
+        let has = |s: &str, want: &str| assert!(s.contains(want), "{want} not in\n{s}");
+        has(&src, "const SYNTHESIS_VEC4S: u32 = 6u;");
+        has(
+            &src,
+            "let h0_1 = max(synthesis[3].y + x[0] * synthesis[0].y + x[1] * synthesis[1].y + x[2] * synthesis[2].y, 0.0);",
+        );
+        has(
+            &src,
+            "return synthesis[5].x + h0_0 * synthesis[4].x + h0_1 * synthesis[4].y",
+        );
+        // Linear synthesis, its parameters baked in.
+        let src = grid_synthesis_source(&[(2, 1)], Some(&[0.5, -1.0, 6e-8]));
+        has(&src, "return 6e-8f + x[0] * 0.5f + x[1] * -1.0f;");
+        // A wide network: loops, the same offsets.
+        let shapes = [(3, 64), (64, 64), (64, 1)];
+        assert!(!synthesis_can_bake(&shapes));
+        let src = grid_synthesis_source(&shapes, None);
+        has(&src, "var acc = P(192u + j);");
+        has(&src, "acc += x[r] * P(0u + r * 64u + j);");
+        has(&src, "acc += a[r] * P(256u + r * 64u + j);");
+        has(&src, "var y = P(4480u);");
+        has(&src, "y += b[r] * P(4416u + r);");
     }
 }

@@ -4,6 +4,7 @@
 //! lavapipe in CI (any wgpu adapter works). Without an adapter these tests
 //! FAIL, unless STRATA_SKIP_GPU=1 says to skip them.
 
+use strata_decoder::shaders::synthesis_can_bake;
 use strata_decoder::{sine, DecodeError, Decoder, Gpu, Grid, Pipelines, ScaleBuffers};
 use strata_format::decode::{add_blocks, sin_approx, upsample_add, ScaleModel};
 use strata_format::grid::add_synthesis;
@@ -278,7 +279,13 @@ fn grid_arch(levels: u8, synthesis: &[u16]) -> GridArchitecture {
 
 /// GPU grid synthesis into a random grid vs `add_synthesis`; the worst
 /// relative error.
-fn check_synthesis(gpu: &Gpu, p: &mut Pipelines, dims: [u32; 4], arch: &GridArchitecture) -> f64 {
+fn check_synthesis(
+    gpu: &Gpu,
+    p: &mut Pipelines,
+    params: &str,
+    dims: [u32; 4],
+    arch: &GridArchitecture,
+) -> f64 {
     let vi = info(dims, 1, [8, 8, 8]);
     let seed = dims.iter().map(|&d| d as u64).sum::<u64>() + arch.levels as u64;
     let section = random_grid_scale(&vi, 0, arch, 2.0, &mut SplitMix(seed));
@@ -290,7 +297,7 @@ fn check_synthesis(gpu: &Gpu, p: &mut Pipelines, dims: [u32; 4], arch: &GridArch
     p.add_synthesis(gpu, &section, &grid).unwrap();
     let (err, range) = rel_error(&grid.read(gpu).unwrap(), &cpu);
     eprintln!(
-        "synthesis {dims:?}, {} levels, hidden {:?}: worst {err:.2e} of range {range:.3}",
+        "synthesis {dims:?}, {} levels, hidden {:?}, parameters {params}: worst {err:.2e} of range {range:.3}",
         arch.levels, arch.synthesis
     );
     assert!(err <= TOL, "GPU grid synthesis off by {err:e} of the range");
@@ -300,7 +307,9 @@ fn check_synthesis(gpu: &Gpu, p: &mut Pipelines, dims: [u32; 4], arch: &GridArch
 #[test]
 fn grid_synthesis_matches_its_cpu_twin() {
     let Some(gpu) = gpu() else { return };
-    let mut p = Pipelines::new(&gpu).unwrap();
+    let mut p = Pipelines::new(&gpu)
+        .unwrap()
+        .baking_synthesis_from(usize::MAX);
     let mut worst = 0f64;
     // Odd dims, 4D, one-voxel axes (x among them), every level count the
     // encoder picks (1..=7) and the format's 12; linear, one hidden layer,
@@ -319,13 +328,17 @@ fn grid_synthesis_matches_its_cpu_twin() {
         ([9, 7, 5, 2], 12, &[12, 12]),
         ([11, 6, 5, 2], 12, &[64, 64, 64, 64]),
     ];
+    // Parameters from the uniform buffer, and baked into the shader.
+    let mut baked = Pipelines::new(&gpu).unwrap().baking_synthesis_from(0);
     for (dims, levels, hidden) in cases {
-        worst = worst.max(check_synthesis(
-            &gpu,
-            &mut p,
-            dims,
-            &grid_arch(levels, hidden),
-        ));
+        let arch = grid_arch(levels, hidden);
+        worst = worst.max(check_synthesis(&gpu, &mut p, "uniform", dims, &arch));
+        let how = if synthesis_can_bake(&arch.synthesis_shapes()) {
+            "baked"
+        } else {
+            "uniform (too wide to bake)"
+        };
+        worst = worst.max(check_synthesis(&gpu, &mut baked, how, dims, &arch));
     }
     eprintln!("grid synthesis: worst case {worst:.2e} of the value range");
     // Latents that do not fit the grid are refused, not a panic.
