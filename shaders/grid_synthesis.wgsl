@@ -3,7 +3,8 @@
 // clamped at the far edge; t as x, y, z), one channel per level, then the
 // synthesis MLP over the channels; the output is added into the grid, which
 // holds zeros at the coarsest level and U(coarser levels) otherwise. One
-// invocation per voxel (a 2D dispatch past 65535 workgroups).
+// workgroup per 64 voxels of a row (a 2D dispatch past 65535 workgroups),
+// one invocation per voxel.
 //
 // The host prepends a generated part for the section's architecture (see
 // decoder-wasm/src/shaders.rs): constants LEVELS and SYNTHESIS_VEC4S (the
@@ -13,9 +14,11 @@
 // for wide networks, loops of constant bounds.
 //
 // Level 0 has the grid's dims: its channel is the latent itself (the CPU's
-// weights are then exactly 1 and 0). Coarser levels: the 8 latent rows
-// summed in t, z, y order (j0 before j1 on each axis), at the two x taps,
-// then (1 − w_x)·c0 + w_x·c1. The CPU skips rows of weight 0; adding their
+// weights are then exactly 1 and 0). Coarser levels, as the CPU does per
+// row: the workgroup first sums the 8 latent rows of its voxel row in t, z,
+// y order (j0 before j1 on each axis) at the latent samples its 64 voxels
+// reach (≤ 33), into workgroup memory; each voxel then takes
+// (1 − w_x)·c[j0] + w_x·c[j1]. The CPU skips rows of weight 0; adding their
 // +0 products changes no bit (the sums start at +0, weights are ≥ 0).
 //
 // CPU twin: strata_format::grid::add_synthesis (interpolation_taps,
@@ -45,6 +48,14 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> grid: array<f32>;
 
 const WG: u32 = 64u;
+// Latent samples of one level a workgroup's 64 voxels reach, at most (level
+// 1: 32 + 1).
+const ROW: u32 = 34u;
+
+// Per level ≥ 1: the combined latent row at samples lo, lo + 1, ….
+var<workgroup> combined: array<f32, LEVELS * ROW>;
+// x of the workgroup's first voxel.
+var<private> tile_x0: u32;
 
 // Synthesis parameter i (the loops of wide networks; straight-line code
 // names its parameters' places, or has them baked in as literals).
@@ -77,41 +88,60 @@ fn tap_index(t: Tap, k: u32) -> u32 {
     return select(t.j0, t.j1, k == 1u);
 }
 
-// The channel of level l ≥ 1 at voxel (x, y, z, t).
-fn channel(l: u32, v: vec4<u32>) -> f32 {
+// Level l's combined row (y, z, t) = v.yzw at sample j: the twin of
+// level_rows and combine_rows.
+fn combine(l: u32, v: vec4<u32>, j: u32) -> f32 {
     let d = u.level_dims[l];
-    let base = u.level_offset[l].x;
-    let tx = tap(v.x, l, d.x);
+    let base = u.level_offset[l].x + j;
     let ty = tap(v.y, l, d.y);
     let tz = tap(v.z, l, d.z);
     let tt = tap(v.w, l, d.w);
-    var c0 = 0.0;
-    var c1 = 0.0;
+    var c = 0.0;
     for (var a = 0u; a < 2u; a++) {
         for (var b = 0u; b < 2u; b++) {
             for (var e = 0u; e < 2u; e++) {
                 let w = tap_weight(tt, a) * tap_weight(tz, b) * tap_weight(ty, e);
-                let row = base + ((tap_index(tt, a) * d.z + tap_index(tz, b)) * d.y + tap_index(ty, e)) * d.x;
-                c0 += w * f32(coarse_latents[row + tx.j0]);
-                c1 += w * f32(coarse_latents[row + tx.j1]);
+                let row = ((tap_index(tt, a) * d.z + tap_index(tz, b)) * d.y + tap_index(ty, e)) * d.x;
+                c += w * f32(coarse_latents[base + row]);
             }
         }
     }
-    return (1.0 - tx.w1) * c0 + tx.w1 * c1;
+    return c;
+}
+
+// The channel of level l ≥ 1 at voxel v (its row staged in `combined`).
+// CPU twin: channel.
+fn channel(l: u32, v: vec4<u32>) -> f32 {
+    let tx = tap(v.x, l, u.level_dims[l].x);
+    let row = l * ROW - (tile_x0 >> l);
+    return (1.0 - tx.w1) * combined[row + tx.j0] + tx.w1 * combined[row + tx.j1];
 }
 
 @compute @workgroup_size(64)
-fn grid_synthesis(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn grid_synthesis(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
     let g = u.grid;
-    let i = gid.x + gid.y * u.dispatch.x * WG;
-    if (i >= g.x * g.y * g.z * g.w) {
+    let tiles = (g.x + WG - 1u) / WG;
+    let w = wid.x + wid.y * u.dispatch.x;
+    let r = w / tiles;
+    if (r >= g.y * g.z * g.w) {
         return;
     }
-    let v = vec4<u32>(
-        i % g.x,
-        (i / g.x) % g.y,
-        (i / (g.x * g.y)) % g.z,
-        i / (g.x * g.y * g.z),
-    );
-    grid[i] += synthesize(i, v);
+    tile_x0 = (w % tiles) * WG;
+    let v = vec4<u32>(tile_x0 + lid, r % g.y, (r / g.y) % g.z, r / (g.y * g.z));
+    let last = min(tile_x0 + WG, g.x) - 1u;
+    for (var l = 1u; l < LEVELS; l++) {
+        let lo = tile_x0 >> l;
+        let hi = min((last >> l) + 1u, u.level_dims[l].x - 1u);
+        if (lid <= hi - lo) {
+            combined[l * ROW + lid] = combine(l, v, lo + lid);
+        }
+    }
+    workgroupBarrier();
+    if (v.x < g.x) {
+        let i = r * g.x + v.x;
+        grid[i] += synthesize(i, v);
+    }
 }

@@ -266,8 +266,9 @@ impl Pipelines {
         if grid.is_empty() {
             return Ok(());
         }
-        let groups = (grid.len() as u64).div_ceil(64);
-        let (gx, gy) = gpu.dispatch_2d("grid synthesis", groups)?;
+        // One workgroup per 64 voxels of a row.
+        let [x, y, z, t] = grid.dims.map(|d| d as u64);
+        let (gx, gy) = gpu.dispatch_2d("grid synthesis", x.div_ceil(64) * y * z * t)?;
         let g = dims_u32(grid.dims)?;
         let mut words = vec![g[0], g[1], g[2], g[3], gx, 0, 0, 0];
         words.extend_from_slice(&scale.levels);

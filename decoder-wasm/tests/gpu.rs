@@ -314,7 +314,8 @@ fn grid_synthesis_matches_its_cpu_twin() {
     // Odd dims, 4D, one-voxel axes (x among them), every level count the
     // encoder picks (1..=7) and the format's 12; linear, one hidden layer,
     // the default 12×12, a wide 32, the widest the format allows.
-    let cases: [([u32; 4], u8, &[u16]); 12] = [
+    // Rows past 64 voxels: several workgroups per row, the last partial.
+    let cases: [([u32; 4], u8, &[u16]); 14] = [
         ([37, 21, 19, 1], 1, &[]),
         ([37, 21, 19, 3], 2, &[16]),
         ([45, 30, 17, 2], 3, &[12, 12]),
@@ -327,6 +328,8 @@ fn grid_synthesis_matches_its_cpu_twin() {
         ([17, 9, 6, 3], 4, &[]),
         ([9, 7, 5, 2], 12, &[12, 12]),
         ([11, 6, 5, 2], 12, &[64, 64, 64, 64]),
+        ([130, 3, 2, 2], 7, &[12, 12]),
+        ([65, 5, 3, 1], 3, &[16]),
     ];
     // Parameters from the uniform buffer, and baked into the shader.
     let mut baked = Pipelines::new(&gpu).unwrap().baking_synthesis_from(0);
