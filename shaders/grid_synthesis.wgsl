@@ -42,14 +42,14 @@ struct Params {
 @group(0) @binding(1) var<uniform> synthesis: array<vec4<f32>, SYNTHESIS_VEC4S>;
 // Level 0's latents, x fastest.
 @group(0) @binding(2) var<storage, read> latents0: array<i32>;
-// Levels 1, 2, … one after the other (apart from level 0, so each buffer
-// stays within the binding limit whenever the grid does).
+// Levels 1, 2, … one after the other (apart from level 0, so that neither
+// buffer is much larger than the grid: the binding limit is the grid's).
 @group(0) @binding(3) var<storage, read> coarse_latents: array<i32>;
 @group(0) @binding(4) var<storage, read_write> grid: array<f32>;
 
 const WG: u32 = 64u;
-// Latent samples of one level a workgroup's 64 voxels reach, at most (level
-// 1: 32 + 1).
+// Room per level for the latent samples a workgroup's 64 voxels reach (at
+// most 33, at level 1).
 const ROW: u32 = 34u;
 
 // Per level ≥ 1: the combined latent row at samples lo, lo + 1, ….
