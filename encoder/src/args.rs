@@ -83,7 +83,8 @@ pub struct EncodeArgs {
     /// or ECNR's SIREN blocks.
     #[arg(long, value_enum, default_value = "siren")]
     pub model: ModelArg,
-    /// Grid model: training steps per scale.
+    /// Grid model: training steps per scale, counted in whole-scale steps
+    /// (each slab step counts its share); `--time` overrides it.
     #[arg(long, default_value_t = 1000)]
     grid_steps: usize,
     /// Grid model: latent levels per scale (default: from the scale's size, at most 7).

@@ -60,7 +60,8 @@ pub struct GridOptions {
     pub levels: Option<u8>,
     pub synthesis: Vec<u16>,
     pub context_hidden: u8,
-    /// Adam steps per scale (full-volume steps).
+    /// Adam steps per scale, in whole-scale steps (slab steps are counted
+    /// by their share); under a time limit only the schedule's first guess.
     pub steps: usize,
     pub lr: f32,
     /// Fraction of the steps trained with the noise proxy; the rest round
@@ -268,7 +269,17 @@ pub fn fit_scale(
     let mut adam_context = Adam::new(context.len());
 
     let mut lambda = goal.lambda;
-    let mut steps = opts.steps.max(1);
+    let sample = opts
+        .sample
+        .unwrap_or((SLAB_VOXELS / voxels) as f32)
+        .clamp(1e-3, 1.0);
+    // `opts.steps` counts whole-scale steps: slabs take as many more.
+    let mut steps = ((opts.steps.max(1) as f64 / sample as f64).ceil() as usize).max(1);
+    let most_steps = if goal.time.is_some() {
+        usize::MAX
+    } else {
+        steps
+    };
     progress.scale_started(
         level,
         scales,
@@ -277,10 +288,6 @@ pub fn fit_scale(
         latents.iter().map(Vec::len).sum(),
     );
     let started = Instant::now();
-    let sample = opts
-        .sample
-        .unwrap_or((SLAB_VOXELS / voxels) as f32)
-        .clamp(1e-3, 1.0);
     let full = Slab::full(&ldims);
     // Adam's step count per latent chunk: windowed steps update only the
     // chunks they visit.
@@ -445,13 +452,13 @@ pub fn fit_scale(
         }
         step += 1;
         // Time cap: after a few steps, and again every 25, fit the schedule
-        // to the time per step so far (up or down, never past the steps
-        // asked for: the first steps' cost is not the average's).
+        // to the time per step so far (up or down: the first steps' cost is
+        // not the average's). Under --time the time decides, not the steps.
         if let Some(limit) = goal.time {
             if step == 3 || step % 25 == 0 {
                 let per = started.elapsed().as_secs_f64() / step as f64;
                 let fit = (limit.as_secs_f64() / per) as usize;
-                steps = fit.clamp(step + 1, opts.steps.max(step + 1));
+                steps = fit.clamp(step + 1, most_steps.max(step + 1));
             }
         }
     }
