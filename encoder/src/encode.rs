@@ -577,7 +577,9 @@ fn encode_grid(
     let mut writer = ArchiveWriter::new(info, Codec::Best(crate::ZSTD_LEVEL));
     let mut rec = Reconstruction::new(&header);
     let mut written = 0f64;
-    let mut lambda = DEFAULT_GRID_LAMBDA;
+    // Under --psnr, λ starts at the slope MSE(bits) has there: about
+    // 2·ln 2·MSE per bit per voxel (6 dB per bit).
+    let mut lambda = mse.map_or(DEFAULT_GRID_LAMBDA, |m| 2.0 * std::f64::consts::LN_2 * m);
     let started = std::time::Instant::now();
     let mut report = EncodeReport {
         block: header.block,

@@ -39,8 +39,10 @@ const STEER_EVERY: usize = 5;
 /// at a quarter size, CR 113 asked: 17.9 dB at CR 160; from a fifth on and
 /// with λ bounded: 28.6 dB at CR 117).
 const STEER_FROM: usize = 5;
-/// λ stays in this range: past 1e-2 (an MSE slope of ~19 dB) the latents
-/// collapse to zero and do not come back in the steps left.
+/// Under `--ratio` λ stays in this range: past 1e-2 (an MSE slope of ~19
+/// dB) the latents collapse to zero and do not come back in the steps left.
+/// Under `--psnr` it may go higher: a scale whose residual is already under
+/// the goal should spend next to nothing.
 const LAMBDA_RANGE: (f64, f64) = (1e-9, 1e-2);
 const STEER_GAIN: f64 = 0.7;
 const STEER_DAMPING: f64 = 1.5;
@@ -448,7 +450,12 @@ pub fn fit_scale(
                 * (STEER_GAIN * err + STEER_DAMPING * trend)
                     .clamp(-most, most)
                     .exp();
-            lambda = moved.clamp(LAMBDA_RANGE.0, LAMBDA_RANGE.1);
+            let most_lambda = if goal.bytes.is_some() {
+                LAMBDA_RANGE.1
+            } else {
+                1.0
+            };
+            lambda = moved.clamp(LAMBDA_RANGE.0, most_lambda);
         }
         step += 1;
         // Time cap: after a few steps, and again every 25, fit the schedule
