@@ -421,8 +421,10 @@ pub fn fit_scale(
                     }
                     let visit = measure.rows.is_some().then_some(measure.chunks.as_slice());
                     let m = rate::step(layout, &context, &rounded, &ldims, usize::MAX, 0, visit);
-                    let known = known_bits.get_or_insert_with(|| m.chunk_bits.clone());
-                    remember(known, &m.chunk_bits, &measure.chunks);
+                    match known_bits.as_mut() {
+                        Some(known) => remember(known, &m.chunk_bits, &measure.chunks),
+                        None => known_bits = Some(m.chunk_bits),
+                    }
                 }
                 let known = known_bits.as_ref().expect("measured above");
                 let bits: f64 = known.iter().flatten().sum();
