@@ -15,8 +15,9 @@ if (!existsSync(wasm)) {
 }
 mkdirSync(dist, { recursive: true });
 await build({
-    entryPoints: [join(web, "src", "strata-viewer.js")],
-    outfile: join(dist, "strata-viewer.js"),
+    // The viewer, and the Web Worker it starts to entropy-decode grid scales.
+    entryPoints: [join(web, "src", "strata-viewer.js"), join(web, "src", "latent-worker.js")],
+    outdir: dist,
     bundle: true,
     format: "esm",
     target: "es2022",
@@ -27,6 +28,6 @@ await build({
 });
 copyFileSync(wasm, join(dist, "strata_decoder_bg.wasm"));
 copyFileSync(join(web, "index.html"), join(dist, "index.html"));
-for (const f of ["strata-viewer.js", "strata_decoder_bg.wasm", "index.html"]) {
+for (const f of ["strata-viewer.js", "latent-worker.js", "strata_decoder_bg.wasm", "index.html"]) {
     console.log(`build: web/dist/${f} ${statSync(join(dist, f)).size} bytes`);
 }

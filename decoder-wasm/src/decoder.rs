@@ -13,8 +13,13 @@
 //! upsampling; `read_volume` (native) gives the full-size volume in original
 //! units, upsampled on the GPU.
 
+use std::collections::VecDeque;
+
 use strata_format::decode::ScaleModel;
-use strata_format::{Event, GridSection, Header, Limits, ScaleSection, Section, StreamReader};
+use strata_format::{
+    Event, FormatError, GridSection, Header, Limits, RawSection, ScaleSection, Section,
+    StreamReader,
+};
 
 use crate::error::DecodeError;
 use crate::gpu::Gpu;
@@ -49,6 +54,54 @@ pub struct Decoder {
     /// Scales decoded by the current `push`, kept when a later section of
     /// the same push fails (see `take_unreported`).
     unreported: Vec<Progress>,
+    /// Sections read but not yet decoded, in archive order.
+    queue: VecDeque<RawSection>,
+    /// With `with_latent_offload`: the grid section whose latents the
+    /// caller is decoding elsewhere (the front of the archive's order).
+    awaiting: Option<RawSection>,
+    offload: bool,
+    /// A read error met after sections still to be decoded: reported once
+    /// they are.
+    stream_error: Option<FormatError>,
+}
+
+/// A grid section whose latents are to be entropy-decoded off this thread:
+/// `decode_latents(&header, &section)` gives what `supply_latents` takes.
+#[derive(Clone, Debug)]
+pub struct LatentJob<'a> {
+    pub level: u8,
+    /// The archive's header, encoded (`Header::to_bytes`).
+    pub header: Vec<u8>,
+    /// The section's bytes, checksum verified.
+    pub section: &'a RawSection,
+}
+
+/// Entropy-decodes a grid section's latents (all levels, finest first,
+/// concatenated): the costly half of decoding it, which the browser runs
+/// in a Web Worker. `header` is `Header::to_bytes` of the archive's header.
+pub fn decode_latents(
+    header: &[u8],
+    index: usize,
+    section: &[u8],
+) -> Result<Vec<i32>, DecodeError> {
+    let limits = Limits::default();
+    let header = Header::parse(header, &limits)?;
+    let entry = header
+        .sections
+        .get(index)
+        .ok_or_else(|| DecodeError::Usage(format!("no section {index} in the header")))?
+        .clone();
+    let raw = RawSection {
+        index,
+        entry,
+        bytes: section.to_vec(),
+    };
+    match raw.decode(&header, &limits)? {
+        Section::Grid(g, _) => Ok(g.flat_latents()),
+        _ => Err(DecodeError::Usage(format!(
+            "section {index} is not a grid scale"
+        ))),
+    }
 }
 
 impl Decoder {
@@ -67,7 +120,18 @@ impl Decoder {
             received: 0,
             textures: Vec::new(),
             unreported: Vec::new(),
+            queue: VecDeque::new(),
+            awaiting: None,
+            offload: false,
+            stream_error: None,
         })
+    }
+
+    /// Leaves the entropy decoding of grid sections to the caller: `push`
+    /// stops at each one (`latent_job`) until `supply_latents` brings its
+    /// latents, so a browser can decode them in a Web Worker.
+    pub fn set_latent_offload(&mut self, on: bool) {
+        self.offload = on;
     }
 
     /// Decode only the `n` coarsest scales; later ones are read and ignored.
@@ -86,6 +150,9 @@ impl Decoder {
         self.received = 0;
         self.textures.clear();
         self.unreported.clear();
+        self.queue.clear();
+        self.awaiting = None;
+        self.stream_error = None;
     }
 
     /// Waits until the GPU has finished all submitted work (timing).
@@ -120,35 +187,92 @@ impl Decoder {
     /// Takes the next bytes of the archive and decodes every scale they
     /// complete; returns one `Progress` per scale decoded. After an error
     /// the decoder keeps what it decoded before (its textures stay valid)
-    /// and repeats the error.
+    /// and repeats the error. With latent offload it stops at a grid
+    /// section until `supply_latents`.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Progress>, DecodeError> {
         self.received += bytes.len() as u64;
         self.reader.feed(bytes);
         self.unreported.clear();
-        loop {
-            match self.reader.poll()? {
-                Event::NeedMore | Event::End => break,
-                Event::Header(h) => self.header = Some(h),
-                Event::Section(raw) => {
-                    let header = self
-                        .header
-                        .as_ref()
-                        .expect("the reader gives the header first");
-                    match raw.decode(header, &self.limits)? {
-                        Section::Scale(s, _) if s.level < self.max_levels => {
-                            let p = self.add_scale(&s)?;
-                            self.unreported.push(p);
-                        }
-                        Section::Grid(g, _) if g.level < self.max_levels => {
-                            let p = self.add_grid_scale(&g)?;
-                            self.unreported.push(p);
-                        }
-                        _ => {}
+        if self.stream_error.is_none() {
+            loop {
+                match self.reader.poll() {
+                    Ok(Event::NeedMore | Event::End) => break,
+                    Ok(Event::Header(h)) => self.header = Some(h),
+                    Ok(Event::Section(raw)) => self.queue.push_back(raw),
+                    // The sections read before the damage are decoded first.
+                    Err(e) => {
+                        self.stream_error = Some(e);
+                        break;
                     }
                 }
             }
         }
+        self.drain()?;
         Ok(std::mem::take(&mut self.unreported))
+    }
+
+    /// The grid section waiting for its latents (latent offload only).
+    pub fn latent_job(&self) -> Option<LatentJob<'_>> {
+        let section = self.awaiting.as_ref()?;
+        Some(LatentJob {
+            level: section.entry.level,
+            header: self.header.as_ref()?.to_bytes(),
+            section,
+        })
+    }
+
+    /// The latents of the section `latent_job` gave, decoded elsewhere by
+    /// `decode_latents`: decodes that scale, then what queued behind it.
+    pub fn supply_latents(&mut self, latents: &[i32]) -> Result<Vec<Progress>, DecodeError> {
+        self.unreported.clear();
+        let raw = self
+            .awaiting
+            .take()
+            .ok_or_else(|| DecodeError::Usage("no grid section is waiting for latents".into()))?;
+        let header = self
+            .header
+            .as_ref()
+            .expect("the reader gives the header first");
+        let section = raw.decode_grid_with_latents(header, &self.limits, latents)?;
+        self.add_section(section)?;
+        self.drain()?;
+        Ok(std::mem::take(&mut self.unreported))
+    }
+
+    /// Decodes the queued sections in order, up to one whose latents are
+    /// offloaded; then reports a read error met behind them.
+    fn drain(&mut self) -> Result<(), DecodeError> {
+        while self.awaiting.is_none() {
+            let Some(raw) = self.queue.pop_front() else {
+                break;
+            };
+            if self.offload && raw.is_grid() && raw.entry.level < self.max_levels {
+                self.awaiting = Some(raw);
+                break;
+            }
+            let header = self
+                .header
+                .as_ref()
+                .expect("the reader gives the header first");
+            let section = raw.decode(header, &self.limits)?;
+            self.add_section(section)?;
+        }
+        if self.awaiting.is_none() && self.queue.is_empty() {
+            if let Some(e) = &self.stream_error {
+                return Err(e.clone().into());
+            }
+        }
+        Ok(())
+    }
+
+    fn add_section(&mut self, section: Section) -> Result<(), DecodeError> {
+        let p = match section {
+            Section::Scale(s, _) if s.level < self.max_levels => self.add_scale(&s)?,
+            Section::Grid(g, _) if g.level < self.max_levels => self.add_grid_scale(&g)?,
+            _ => return Ok(()),
+        };
+        self.unreported.push(p);
+        Ok(())
     }
 
     /// After a `push` that failed: the scales it decoded before the error
@@ -160,6 +284,12 @@ impl Decoder {
     /// Call at the end of the input: an error naming what is missing unless
     /// the whole archive arrived.
     pub fn finish(&self) -> Result<(), DecodeError> {
+        if let Some(raw) = &self.awaiting {
+            return Err(DecodeError::Usage(format!(
+                "section {} (grid scale {}) is still waiting for its latents",
+                raw.index, raw.entry.level
+            )));
+        }
         Ok(self.reader.finish()?)
     }
 

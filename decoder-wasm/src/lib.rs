@@ -26,7 +26,7 @@ pub mod shaders;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
-pub use decoder::{Decoder, Progress};
+pub use decoder::{decode_latents, Decoder, LatentJob, Progress};
 pub use error::DecodeError;
 pub use gpu::Gpu;
 pub use grid::Grid;

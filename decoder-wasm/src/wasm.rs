@@ -16,6 +16,12 @@
 //! r32float, usage TEXTURE_BINDING | STORAGE_BINDING | COPY_SRC, normalized
 //! values; de-normalize with `dec.valueRange()`).
 //!
+//! Grid scales' latents can be entropy-decoded off the page's thread:
+//! `dec.offloadLatents(true)`, then after each `push` (and each
+//! `supplyLatents`), while `job = dec.pendingLatents()`, post `job` to a
+//! worker that calls `decodeGridLatents(job.header, job.index, job.section)`
+//! and hand the result to `dec.supplyLatents(latents)`.
+//!
 //! Every error is a thrown JS `Error` with the decoder's message; the Rust
 //! code returns errors rather than panicking, so no wasm trap.
 
@@ -91,6 +97,54 @@ impl StrataDecoder {
             }
         }
         Ok(())
+    }
+
+    /// Leave the entropy decoding of grid scales to the caller (a Web
+    /// Worker): `push` then stops at each grid section, `pendingLatents()`
+    /// describes it, and `supplyLatents(decodeGridLatents(…))` goes on.
+    #[wasm_bindgen(js_name = offloadLatents)]
+    pub fn offload_latents(&mut self, on: bool) {
+        self.inner.set_latent_offload(on);
+    }
+
+    /// The grid section waiting for its latents, `{index, level, header,
+    /// section}` (the last two Uint8Arrays, for `decodeGridLatents`), or
+    /// undefined.
+    #[wasm_bindgen(js_name = pendingLatents)]
+    pub fn pending_latents(&self) -> Result<JsValue, JsError> {
+        let Some(job) = self.inner.latent_job() else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let o = Object::new();
+        let set = |k: &str, v: JsValue| Reflect::set(&o, &k.into(), &v).map(|_| ());
+        set("index", (job.section.index as u32).into())
+            .and_then(|_| set("level", job.level.into()))
+            .and_then(|_| set("header", js_sys::Uint8Array::from(&job.header[..]).into()))
+            .and_then(|_| {
+                set(
+                    "section",
+                    js_sys::Uint8Array::from(&job.section.bytes[..]).into(),
+                )
+            })
+            .map_err(|e| js_err(describe(&e)))?;
+        Ok(o.into())
+    }
+
+    /// The latents of the pending grid section (from `decodeGridLatents`):
+    /// decodes that scale and what queued behind it, as `push` does.
+    #[wasm_bindgen(js_name = supplyLatents)]
+    pub fn supply_latents(&mut self, latents: &[i32]) -> Result<u32, JsError> {
+        match self.inner.supply_latents(latents) {
+            Ok(done) => {
+                self.report(&done)?;
+                Ok(done.len() as u32)
+            }
+            Err(e) => {
+                let done = self.inner.take_unreported();
+                self.report(&done)?;
+                Err(js_err(e))
+            }
+        }
     }
 
     /// Forgets the archive (its textures included), keeping the device, to
@@ -204,6 +258,14 @@ impl StrataDecoder {
             .header()
             .map_or(Vec::new(), |h| vec![h.value_min, h.value_max])
     }
+}
+
+/// Entropy-decodes a grid section's latents, every level concatenated
+/// finest first: the CPU-heavy half of a grid scale, needing no GPU, so a
+/// Web Worker can run it (`header` and `section` from `pendingLatents()`).
+#[wasm_bindgen(js_name = decodeGridLatents)]
+pub fn decode_grid_latents(header: &[u8], index: u32, section: &[u8]) -> Result<Vec<i32>, JsError> {
+    crate::decode_latents(header, index as usize, section).map_err(js_err)
 }
 
 fn describe(e: &JsValue) -> String {

@@ -5,7 +5,9 @@
 //! FAIL, unless STRATA_SKIP_GPU=1 says to skip them.
 
 use strata_decoder::shaders::synthesis_can_bake;
-use strata_decoder::{sine, DecodeError, Decoder, Gpu, Grid, Pipelines, ScaleBuffers};
+use strata_decoder::{
+    decode_latents, sine, DecodeError, Decoder, Gpu, Grid, Pipelines, ScaleBuffers,
+};
 use strata_format::decode::{add_blocks, sin_approx, upsample_add, ScaleModel};
 use strata_format::grid::add_synthesis;
 use strata_format::synth::{
@@ -481,6 +483,66 @@ fn progressive_decode_of_mixed_siren_and_grid_archives() {
         worst = worst.max(check_progressive(g, &bytes, chunk));
     }
     eprintln!("mixed progressive decode: worst case {worst:.2e} of the value range");
+}
+
+/// Supplies every pending grid section's latents, decoded as the browser's
+/// worker does; returns the levels reported.
+fn supply_pending(dec: &mut Decoder) -> Result<Vec<u8>, DecodeError> {
+    let mut levels = Vec::new();
+    while let Some(job) = dec.latent_job() {
+        let latents = decode_latents(&job.header, job.section.index, &job.section.bytes)?;
+        levels.extend(dec.supply_latents(&latents)?.iter().map(|p| p.level));
+    }
+    Ok(levels)
+}
+
+#[test]
+fn latents_decoded_off_the_decoder_give_the_same_volume() {
+    // The browser's path: grid sections wait for latents from a worker.
+    let Some(gpu) = gpu() else { return };
+    let vi = info([45, 33, 27, 1], 3, [8, 8, 8]);
+    let bytes = mixed_archive(&vi, "gsg", 31);
+    let a = strata_format::Archive::read(&bytes, &Default::default()).unwrap();
+    let mut inline = Decoder::new(gpu).unwrap();
+    inline.push(&bytes).unwrap();
+    let expected = inline.read_volume().unwrap();
+
+    let mut dec = Decoder::new(Gpu::new_blocking().unwrap()).unwrap();
+    dec.set_latent_offload(true);
+    let mut levels = Vec::new();
+    for c in bytes.chunks(999) {
+        levels.extend(dec.push(c).unwrap().iter().map(|p| p.level));
+        levels.extend(supply_pending(&mut dec).unwrap());
+    }
+    dec.finish().unwrap();
+    assert_eq!(levels, [0, 1, 2]);
+    assert_eq!(
+        dec.read_volume().unwrap().data,
+        expected.data,
+        "bit for bit"
+    );
+
+    // All at once, damage in the last section: nothing decodes before the
+    // grid scale's latents come; then the two scales, then the error.
+    let mut dec = Decoder::new(Gpu::new_blocking().unwrap()).unwrap();
+    dec.set_latent_offload(true);
+    let mut bad = bytes.clone();
+    bad[a.header.sections[2].offset as usize + 5] ^= 0x21;
+    assert!(dec.push(&bad).unwrap().is_empty());
+    let e = dec.finish().unwrap_err().to_string();
+    assert!(e.contains("waiting for its latents"), "{e}");
+    let e = supply_pending(&mut dec).unwrap_err().to_string();
+    assert!(e.contains("section 2"), "{e}");
+    let reported: Vec<u8> = dec.take_unreported().iter().map(|p| p.level).collect();
+    assert_eq!(reported, [0, 1]);
+    assert_eq!(dec.levels(), 2);
+    assert!(dec.push(&[]).is_err(), "the error repeats");
+    // Wrong latents are refused, naming the section.
+    let mut dec = Decoder::new(Gpu::new_blocking().unwrap()).unwrap();
+    dec.set_latent_offload(true);
+    dec.push(&bytes).unwrap();
+    let e = dec.supply_latents(&[1, 2, 3]).unwrap_err().to_string();
+    assert!(e.contains("section 0") && e.contains("supplied"), "{e}");
 }
 
 #[test]

@@ -220,16 +220,43 @@ fn verify_checksum(index: usize, entry: &SectionEntry, bytes: &[u8]) -> Result<(
 }
 
 impl RawSection {
-    /// Interprets the section's bytes. Errors name the section and its offset.
-    pub fn decode(&self, header: &Header, limits: &Limits) -> Result<Section, FormatError> {
-        let wrap = |reason: String| FormatError::BadSection {
+    /// A scale section of the `grid` model kind (whose latents are
+    /// entropy-coded: the costly part of decoding it).
+    pub fn is_grid(&self) -> bool {
+        self.entry.kind == SectionKind::Scale && self.bytes.first() == Some(&MODEL_GRID)
+    }
+
+    fn wrap(&self, reason: String) -> FormatError {
+        FormatError::BadSection {
             index: self.index,
             kind: self.entry.kind.name(),
             offset: self.entry.offset,
             reason,
-        };
+        }
+    }
+
+    /// A grid section whose latents were decoded elsewhere from these bytes
+    /// (see [`GridSection::parse_with_latents`]); errors as [`decode`](Self::decode)'s.
+    pub fn decode_grid_with_latents(
+        &self,
+        header: &Header,
+        limits: &Limits,
+        latents: &[i32],
+    ) -> Result<Section, FormatError> {
+        if !self.is_grid() {
+            return Err(self.wrap("not a grid scale section".into()));
+        }
+        let (s, b) =
+            GridSection::parse_with_latents(&self.bytes, header, self.entry.level, limits, latents)
+                .map_err(|e| self.wrap(e.to_string()))?;
+        Ok(Section::Grid(Box::new(s), b))
+    }
+
+    /// Interprets the section's bytes. Errors name the section and its offset.
+    pub fn decode(&self, header: &Header, limits: &Limits) -> Result<Section, FormatError> {
+        let wrap = |reason: String| self.wrap(reason);
         match self.entry.kind {
-            SectionKind::Scale if self.bytes.first() == Some(&MODEL_GRID) => {
+            SectionKind::Scale if self.is_grid() => {
                 let (s, b) = GridSection::parse(&self.bytes, header, self.entry.level, limits)
                     .map_err(|e| wrap(e.to_string()))?;
                 Ok(Section::Grid(Box::new(s), b))

@@ -200,3 +200,58 @@ fn entropy_coding_known_answer() {
         "update only after checking the change is intended"
     );
 }
+
+#[test]
+fn latents_decoded_elsewhere_give_the_same_section() {
+    // The browser decodes latents in a worker and hands them back flat:
+    // parsing with them is the full parse, and wrong ones are refused.
+    let info = info([19, 12, 9, 2], 2);
+    let arch = GridArchitecture {
+        levels: 3,
+        synthesis: vec![6],
+        context_hidden: 4,
+    };
+    let mut rng = SplitMix(21);
+    let mut written = sections(&info, &arch, &mut rng);
+    written[1].latents[2].iter_mut().for_each(|v| *v = 0); // a level stored as all zero
+    let bytes = archive(&info, &written);
+    let a = Archive::read(&bytes, &Limits::default()).unwrap();
+    for (index, entry) in a.header.sections.iter().enumerate().take(2) {
+        let raw = strata_format::RawSection {
+            index,
+            entry: entry.clone(),
+            bytes: bytes[entry.offset as usize..(entry.offset + entry.length) as usize].to_vec(),
+        };
+        assert!(raw.is_grid());
+        let full = raw.decode(&a.header, &Limits::default()).unwrap();
+        let strata_format::Section::Grid(g, _) = &full else {
+            panic!("not a grid section")
+        };
+        let flat = g.flat_latents();
+        let given = raw
+            .decode_grid_with_latents(&a.header, &Limits::default(), &flat)
+            .unwrap();
+        assert_eq!(given, full);
+
+        let short = raw.decode_grid_with_latents(&a.header, &Limits::default(), &flat[1..]);
+        let e = short.unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("section {index} (scale)")) && e.contains("supplied"),
+            "{e}"
+        );
+    }
+    // A nonzero latent where the level is stored as all zero.
+    let entry = &a.header.sections[1];
+    let raw = strata_format::RawSection {
+        index: 1,
+        entry: entry.clone(),
+        bytes: bytes[entry.offset as usize..(entry.offset + entry.length) as usize].to_vec(),
+    };
+    let mut flat = written[1].flat_latents();
+    *flat.last_mut().unwrap() = 1;
+    let e = raw
+        .decode_grid_with_latents(&a.header, &Limits::default(), &flat)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("all zero"), "{e}");
+}

@@ -9,6 +9,10 @@
 //   strata-scale   { index, of, bytesLoaded, bytesTotal, ms }   index 1 = coarsest
 //   strata-error   { message }
 //   strata-view    { view }   after the user changes the view (for links)
+//   strata-latents { index, latents, ms, where }   after each grid scale's
+//                  latents are entropy-decoded (Int32Array, every latent
+//                  level finest first; `where` "worker" or "page"): for
+//                  checking and timing
 
 import init, { StrataDecoder } from "../pkg/strata_decoder.js";
 import { VolumeRenderer, uploadVolume, MODES } from "./renderer.js";
@@ -16,6 +20,7 @@ import { bakeTransfer, COLORMAPS, TransferEditor } from "./transfer.js";
 import { defaultView, parseViewParams, viewParams, archiveUrl } from "./viewstate.js";
 import { streamedChunks, rangeChunks, bufferChunks, readableChunks } from "./source.js";
 import { visibleHeight } from "./camera.js";
+import { LatentDecoder } from "./latents.js";
 import { STYLE, TEMPLATE } from "./ui.js";
 
 export { defaultView, parseViewParams, viewParams, archiveUrl, COLORMAPS, MODES };
@@ -89,6 +94,9 @@ export class StrataViewer extends HTMLElement {
         this.gpuReady ??= (async () => {
             await loadWasm();
             this.decoder = await StrataDecoder.create();
+            // Grid scales' latents decode in a Web Worker, off this thread.
+            this.decoder.offloadLatents(true);
+            this.latents = new LatentDecoder(new URL("latent-worker.js", import.meta.url));
             const device = this.decoder.device();
             device.lost.then((info) => this.fail(`the GPU device was lost: ${info.message || info.reason}`));
             this.renderer = new VolumeRenderer(device, this.canvas);
@@ -148,6 +156,19 @@ export class StrataViewer extends HTMLElement {
                 throw new Error("open() takes a URL, an ArrayBuffer or a ReadableStream");
             }
             let headerSeen = false;
+            const showPending = async () => {
+                for (const p of pending.splice(0)) {
+                    this.showDecoded(p);
+                    await this.presented();
+                    this.emit("strata-scale", {
+                        index: p.level + 1,
+                        of: p.scales,
+                        bytesLoaded: this.status.loaded,
+                        bytesTotal: this.status.total,
+                        ms: performance.now() - started,
+                    });
+                }
+            };
             for await (const chunk of chunks) {
                 if (abort.signal.aborted) return;
                 // A failing section still leaves the scales before it to show.
@@ -166,16 +187,19 @@ export class StrataViewer extends HTMLElement {
                     this.emit("strata-header", { dims, scales: this.status.scales, bytes: this.status.total });
                     this.syncControls();
                 }
-                for (const p of pending.splice(0)) {
-                    this.showDecoded(p);
-                    await this.presented();
-                    this.emit("strata-scale", {
-                        index: p.level + 1,
-                        of: p.scales,
-                        bytesLoaded: this.status.loaded,
-                        bytesTotal: this.status.total,
-                        ms: performance.now() - started,
-                    });
+                await showPending();
+                // Each grid scale the chunk completed: latents from the
+                // worker, then the GPU synthesis, then on screen.
+                for (let job; !failure && (job = this.decoder.pendingLatents()); ) {
+                    try {
+                        const { latents, ms, where } = await this.latents.decode(job);
+                        if (abort.signal.aborted) return;
+                        this.emit("strata-latents", { index: job.level + 1, latents, ms, where });
+                        this.decoder.supplyLatents(latents);
+                    } catch (e) {
+                        failure = e;
+                    }
+                    await showPending();
                 }
                 this.updateStatus();
                 if (failure) throw failure;

@@ -29,10 +29,18 @@ export function strataBinary() {
     return bin;
 }
 
+/** The model kinds the browser tests run on: `strata encode` options for each, and the file-name suffix. */
+export const KINDS = {
+    siren: { suffix: "", encode: ["--bits", "8"] },
+    // Few steps: a test fixture, not a quality figure (that is bench rd's).
+    grid: { suffix: "-grid", encode: ["--model", "grid", "--grid-steps", "150"] },
+};
+
 /**
- * Encoder-written archives: the 64³ Shepp–Logan phantom encoded with 8-bit
- * codebooks (three scales), its CPU reference decode (raw float32), and the
- * section table from `strata info --json`.
+ * Encoder-written archives, for each of KINDS: the 64³ Shepp–Logan phantom
+ * (three scales; `phantom${suffix}.strata`), its CPU reference decode (raw
+ * float32) and its section table from `strata info --json`; and a 4D one
+ * (`blob4d${suffix}.strata`).
  */
 export function makeFixtures() {
     if (!existsSync(join(DIST, "index.html"))) {
@@ -42,10 +50,7 @@ export function makeFixtures() {
     const bin = strataBinary();
     const run = (...args) => execFileSync(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "inherit"] }).toString();
     run("phantom", "--size", "64", "phantom.nii.gz");
-    run("encode", "phantom.nii.gz", "-o", "phantom.strata", "--bits", "8", "--quiet");
-    run("decode", "phantom.strata", "-o", "phantom.raw");
-    const info = JSON.parse(run("info", "phantom.strata", "--json"));
-    // A 4D archive: a Gaussian blob circling over three time steps (32³ × 3).
+    // A 4D volume: a Gaussian blob circling over three time steps (32³ × 3).
     const n = 32;
     const blob = new Float32Array(n * n * n * 3);
     for (let t = 0; t < 3; t++) {
@@ -57,9 +62,17 @@ export function makeFixtures() {
     }
     writeFileSync(join(dir, "blob4d.raw"), Buffer.from(blob.buffer));
     writeFileSync(join(dir, "blob4d.json"), JSON.stringify({ dims: [n, n, n, 3], dtype: "float32", endian: "little", file: "blob4d.raw" }));
-    run("encode", "blob4d.raw", "-o", "blob4d.strata", "--bits", "8", "--quiet");
+    const archives = {};
+    for (const [kind, { suffix, encode }] of Object.entries(KINDS)) {
+        const name = `phantom${suffix}.strata`;
+        run("encode", "phantom.nii.gz", "-o", name, ...encode, "--quiet");
+        run("decode", name, "-o", `phantom${suffix}.raw`);
+        run("encode", "blob4d.raw", "-o", `blob4d${suffix}.strata`, ...encode, "--quiet");
+        const info = JSON.parse(run("info", name, "--json"));
+        archives[kind] = { kind, suffix, name, info, bytes: readFileSync(join(dir, name)).length };
+    }
     mkdirSync(SHOTS, { recursive: true });
-    return { dir, bin, info, bytes: readFileSync(join(dir, "phantom.strata")).length };
+    return { dir, bin, archives, ...archives.siren };
 }
 
 export async function launch() {
@@ -82,6 +95,23 @@ export async function openPage(browser, url) {
         for (const type of ["strata-header", "strata-scale", "strata-error"]) {
             document.addEventListener(type, (e) => window.events.push({ type, detail: e.detail, at: performance.now() }));
         }
+        // Grid scales' latents: kept as a fingerprint (CRC-32 of the i32s,
+        // little-endian, as `strata info --json` gives), not the array.
+        const table = Array.from({ length: 256 }, (_, n) => {
+            let c = n;
+            for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+            return c >>> 0;
+        });
+        const crc32 = (bytes) => {
+            let c = 0xffffffff;
+            for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+            return (c ^ 0xffffffff) >>> 0;
+        };
+        document.addEventListener("strata-latents", (e) => {
+            const { index, latents, ms, where } = e.detail;
+            const bytes = new Uint8Array(latents.buffer, latents.byteOffset, latents.byteLength);
+            window.events.push({ type: "strata-latents", detail: { index, count: latents.length, crc32: crc32(bytes), ms, where }, at: performance.now() });
+        });
     });
     await page.goto(url);
     await page.addStyleTag({ content: "strata-viewer { flex: none !important; width: 512px !important; height: 512px !important; }" });

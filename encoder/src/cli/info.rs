@@ -140,6 +140,8 @@ pub fn run(args: Args) -> Result<()> {
                     v["latent_levels"] = json!(grid.arch.levels);
                     v["synthesis"] = json!(grid.arch.synthesis);
                     v["context_hidden"] = json!(grid.arch.context_hidden);
+                    v["latent_count"] = json!(grid.latents.iter().map(Vec::len).sum::<usize>());
+                    v["latents_crc32"] = json!(grid.latents_crc32());
                     v["breakdown"] = json!({
                         "latents_per_level": b.latents,
                         "synthesis": b.synthesis,

@@ -255,6 +255,48 @@ impl GridSection {
         expected_level: u8,
         limits: &Limits,
     ) -> Result<(GridSection, GridBreakdown), FormatError> {
+        Self::parse_inner(payload, header, expected_level, limits, None)
+    }
+
+    /// Parses a section whose latents were entropy-decoded elsewhere from
+    /// the same bytes (the browser's Web Worker): `latents` are every level
+    /// concatenated, finest first. The framing is still walked and checked;
+    /// only the entropy decoding is skipped.
+    pub fn parse_with_latents(
+        payload: &[u8],
+        header: &Header,
+        expected_level: u8,
+        limits: &Limits,
+        latents: &[i32],
+    ) -> Result<(GridSection, GridBreakdown), FormatError> {
+        Self::parse_inner(payload, header, expected_level, limits, Some(latents))
+    }
+
+    /// The latents concatenated, finest level first: what
+    /// [`parse_with_latents`](Self::parse_with_latents) takes.
+    pub fn flat_latents(&self) -> Vec<i32> {
+        self.latents.concat()
+    }
+
+    /// CRC-32 of the latents as little-endian i32, finest level first: a
+    /// fingerprint to check that two decoders (native, wasm) read the same.
+    pub fn latents_crc32(&self) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        for level in &self.latents {
+            for v in level {
+                h.update(&v.to_le_bytes());
+            }
+        }
+        h.finalize()
+    }
+
+    fn parse_inner(
+        payload: &[u8],
+        header: &Header,
+        expected_level: u8,
+        limits: &Limits,
+        given: Option<&[i32]>,
+    ) -> Result<(GridSection, GridBreakdown), FormatError> {
         let mut r = ByteReader::new(payload);
         let model = r.u8("model kind")?;
         if model != MODEL_GRID {
@@ -308,6 +350,14 @@ impl GridSection {
                 limit: limits.max_decoded_section_bytes,
             });
         }
+        if let Some(given) = given {
+            if given.len() as u64 != latent_count {
+                return Err(FormatError::Invalid(format!(
+                    "{} latents supplied for a section of {latent_count}",
+                    given.len()
+                )));
+            }
+        }
         let mut breakdown = GridBreakdown::default();
         let n = arch.synthesis_params();
         let raw = r.take(n * 2, "synthesis parameters")?;
@@ -335,9 +385,24 @@ impl GridSection {
         for l in (0..levels as usize).rev() {
             let ldims = latent_dims(dims, l as u8);
             let count: usize = ldims.iter().product();
-            let mut values = vec![0i32; count];
+            // Level l's run in the supplied latents (finest first).
+            let supplied = given.map(|g| {
+                let start: usize = (0..l)
+                    .map(|k| latent_dims(dims, k as u8).iter().product::<usize>())
+                    .sum();
+                &g[start..start + count]
+            });
+            let mut values = match supplied {
+                Some(run) => run.to_vec(),
+                None => vec![0i32; count],
+            };
             let flag = r.u8("latent level flag")?;
             match flag {
+                0 if values.iter().any(|&v| v != 0) => {
+                    return Err(FormatError::Invalid(format!(
+                        "latent level {l} is stored as all zero, but nonzero latents were supplied"
+                    )))
+                }
                 0 => {}
                 1 => {
                     let chunks = entropy::chunks(ldims);
@@ -349,6 +414,10 @@ impl GridSection {
                     for &len in &lengths {
                         slices.push(r.take(len, "latent chunk")?);
                         breakdown.latents[l] += len as u64;
+                    }
+                    if supplied.is_some() {
+                        latents[l] = values;
+                        continue;
                     }
                     let parent = latents.get(l + 1).map(|p| LevelView {
                         dims: latent_dims(dims, l as u8 + 1),
