@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strata_format::{decode, Archive, Event, Header, Limits, Section, StreamReader};
+use strata_format::{decode, Archive, Event, Limits, Section, StreamReader};
 use strata_format::{FIXED_HEADER_LEN, MAX_SECTIONS};
 
 /// Small bounds so the fuzzer does not spend its time on huge allocations.
@@ -102,7 +102,21 @@ fn check(archive: &[u8], chunking: u8) {
                     let h = header.as_ref().expect("section before header");
                     match raw.decode(h, &limits) {
                         Ok(Section::Scale(s, _)) => assert_eq!(s.level, raw.entry.level),
-                        Ok(Section::Grid(g, _)) => assert_eq!(g.level, raw.entry.level),
+                        Ok(Section::Grid(g, b)) => {
+                            assert_eq!(g.level, raw.entry.level);
+                            // The browser's path (latents decoded in a worker)
+                            // gives the same section; damaged latents are refused
+                            // or taken, never a panic.
+                            let mut flat = g.flat_latents();
+                            let again = raw.decode_grid_with_latents(h, &limits, &flat);
+                            assert_eq!(again, Ok(Section::Grid(g, b)));
+                            if let Some(v) = flat.get_mut(chunking as usize) {
+                                *v = v.wrapping_add(1);
+                                let _ = raw.decode_grid_with_latents(h, &limits, &flat);
+                            }
+                            flat.pop();
+                            assert!(raw.decode_grid_with_latents(h, &limits, &flat).is_err());
+                        }
                         _ => {}
                     }
                 }

@@ -103,20 +103,35 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     if !args.quiet {
         let f32_bytes = volume.data.len() as f64 * 4.0;
+        // Blocks, widths and codebook bits describe SIREN scales only.
+        let model = match opts.model {
+            strata::ModelKind::Grid => format!(
+                "latent grids, λ per scale {}",
+                report
+                    .lambdas
+                    .iter()
+                    .map(|l| format!("{l:.2e}"))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            ),
+            _ => format!(
+                "block {:?}, widths {:?}, bits per scale {}",
+                report.block,
+                report.widths,
+                report
+                    .bits
+                    .iter()
+                    .map(|b| b.as_ref().map_or("f32".to_string(), |b| b.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            ),
+        };
         eprintln!(
-            "wrote {} ({} bytes, ratio {:.1} vs float32) in {:.1} s; block {:?}, widths {:?}, bits per scale {}",
+            "wrote {} ({} bytes, ratio {:.1} vs float32) in {:.1} s; {model}",
             args.output.display(),
             bytes.len(),
             f32_bytes / bytes.len() as f64,
             start.elapsed().as_secs_f64(),
-            report.block,
-            report.widths,
-            report
-                .bits
-                .iter()
-                .map(|b| b.as_ref().map_or("f32".to_string(), |b| b.to_string()))
-                .collect::<Vec<_>>()
-                .join("/")
         );
     }
     // --psnr is decided on the normalized reconstruction; this is the
