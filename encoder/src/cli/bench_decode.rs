@@ -58,6 +58,9 @@ pub struct Args {
     gpu: bool,
 }
 
+/// `read_s` / `synthesis_s`: on CPU rows reading the sections (entropy
+/// decoding included) and synthesis; on GPU rows the latents' entropy
+/// decoding and everything else (reading, uploads, GPU work).
 const CSV_HEADER: &str = "dims,block,scales,occupancy,threads,median_s,voxels_per_s,evals_per_s,gfma_per_s,peak_gfma_per_s,fraction_of_peak,decoder,model,read_s,synthesis_s,archive";
 
 /// A random grid archive of the encoder's default grid architecture, its
