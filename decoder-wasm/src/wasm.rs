@@ -75,7 +75,17 @@ impl StrataDecoder {
     /// complete and returns how many. When a section fails, the scales
     /// decoded before it are still reported to `onScale`, then it throws.
     pub fn push(&mut self, bytes: &[u8]) -> Result<u32, JsError> {
-        match self.inner.push(bytes) {
+        let result = self.inner.push(bytes);
+        self.reported(result)
+    }
+
+    /// Reports a `push`'s (or `supplyLatents`') scales to `onScale`; after
+    /// a failure, those decoded before it, then the error.
+    fn reported(
+        &mut self,
+        result: Result<Vec<Progress>, crate::DecodeError>,
+    ) -> Result<u32, JsError> {
+        match result {
             Ok(done) => {
                 self.report(&done)?;
                 Ok(done.len() as u32)
@@ -134,17 +144,8 @@ impl StrataDecoder {
     /// decodes that scale and what queued behind it, as `push` does.
     #[wasm_bindgen(js_name = supplyLatents)]
     pub fn supply_latents(&mut self, latents: &[i32]) -> Result<u32, JsError> {
-        match self.inner.supply_latents(latents) {
-            Ok(done) => {
-                self.report(&done)?;
-                Ok(done.len() as u32)
-            }
-            Err(e) => {
-                let done = self.inner.take_unreported();
-                self.report(&done)?;
-                Err(js_err(e))
-            }
-        }
+        let result = self.inner.supply_latents(latents);
+        self.reported(result)
     }
 
     /// Forgets the archive (its textures included), keeping the device, to

@@ -30,6 +30,18 @@ fn volume(dims: [usize; 4]) -> Volume {
     v
 }
 
+/// max |gpu − cpu| over the CPU decode's value range.
+fn worst_relative_difference(gpu: &Volume, cpu: &Volume) -> f64 {
+    let (lo, hi) = cpu.finite_range().unwrap();
+    let worst = gpu
+        .data
+        .iter()
+        .zip(&cpu.data)
+        .map(|(&a, &b)| (a as f64 - b as f64).abs())
+        .fold(0f64, f64::max);
+    worst / (hi - lo) as f64
+}
+
 #[test]
 fn gpu_decode_of_encoder_archives_equals_the_cpu_decode() {
     let Some(first) = gpu() else { return };
@@ -56,14 +68,7 @@ fn gpu_decode_of_encoder_archives_equals_the_cpu_decode() {
         assert_eq!(done, a.header.scales as usize);
         let got = dec.read_volume().unwrap();
         assert_eq!(got.dims, cpu.dims);
-        let (lo, hi) = cpu.finite_range().unwrap();
-        let worst = got
-            .data
-            .iter()
-            .zip(&cpu.data)
-            .map(|(&a, &b)| (a as f64 - b as f64).abs())
-            .fold(0f64, f64::max);
-        let rel = worst / (hi - lo) as f64;
+        let rel = worst_relative_difference(&got, &cpu);
         eprintln!("encoder archive {dims:?}: GPU vs CPU worst {rel:.2e} of the range");
         assert!(rel <= 1e-5, "{rel:e}");
     }
@@ -123,14 +128,7 @@ fn gpu_decode_of_grid_archives_of_mni152_and_engine_equals_the_cpu_decode() {
         assert_eq!(done, a.header.scales as usize);
         let got = dec.read_volume().unwrap();
         assert_eq!(got.dims, v.dims);
-        let (lo, hi) = cpu.finite_range().unwrap();
-        let worst = got
-            .data
-            .iter()
-            .zip(&cpu.data)
-            .map(|(&a, &b)| (a as f64 - b as f64).abs())
-            .fold(0f64, f64::max);
-        let rel = worst / (hi - lo) as f64;
+        let rel = worst_relative_difference(&got, &cpu);
         eprintln!(
             "{name} grid archive ({} bytes, {:?}): GPU vs CPU worst {rel:.2e} of the range",
             bytes.len(),

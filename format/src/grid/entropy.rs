@@ -86,11 +86,9 @@ pub struct LaplaceTable {
 }
 
 fn prob15(num: u64, den: u64) -> u16 {
-    let p = if den == 0 {
-        FIXED_ONE as u64 / 2
-    } else {
-        (num * FIXED_ONE as u64 + den / 2) / den
-    };
+    let p = (num * FIXED_ONE as u64 + den / 2)
+        .checked_div(den)
+        .unwrap_or(FIXED_ONE as u64 / 2);
     p.clamp(1, FIXED_ONE as u64 - 1) as u16
 }
 
