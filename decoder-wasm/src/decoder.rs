@@ -56,7 +56,7 @@ pub struct Decoder {
     unreported: Vec<Progress>,
     /// Sections read but not yet decoded, in archive order.
     queue: VecDeque<RawSection>,
-    /// With `with_latent_offload`: the grid section whose latents the
+    /// With `set_latent_offload(true)`: the grid section whose latents the
     /// caller is decoding elsewhere (the front of the archive's order).
     awaiting: Option<RawSection>,
     offload: bool,
@@ -66,10 +66,10 @@ pub struct Decoder {
 }
 
 /// A grid section whose latents are to be entropy-decoded off this thread:
-/// `decode_latents(&header, &section)` gives what `supply_latents` takes.
+/// `decode_latents(&job.header, job.section.index, &job.section.bytes)`
+/// gives what `supply_latents` takes.
 #[derive(Clone, Debug)]
 pub struct LatentJob<'a> {
-    pub level: u8,
     /// The archive's header, encoded (`Header::to_bytes`).
     pub header: Vec<u8>,
     /// The section's bytes, checksum verified.
@@ -215,7 +215,6 @@ impl Decoder {
     pub fn latent_job(&self) -> Option<LatentJob<'_>> {
         let section = self.awaiting.as_ref()?;
         Some(LatentJob {
-            level: section.entry.level,
             header: self.header.as_ref()?.to_bytes(),
             section,
         })

@@ -128,7 +128,7 @@ impl StrataDecoder {
         let o = Object::new();
         let set = |k: &str, v: JsValue| Reflect::set(&o, &k.into(), &v).map(|_| ());
         set("index", (job.section.index as u32).into())
-            .and_then(|_| set("level", job.level.into()))
+            .and_then(|_| set("level", job.section.entry.level.into()))
             .and_then(|_| set("header", js_sys::Uint8Array::from(&job.header[..]).into()))
             .and_then(|_| {
                 set(
