@@ -23,8 +23,9 @@ pub struct Options {
     /// The volume: .nii, .nii.gz, .npy, or raw with a .json sidecar.
     pub volume: PathBuf,
     /// A Strata configuration as `strata encode` options, e.g.
-    /// "--width 16 --bits 9"; repeat for several. Default: widths 16, 24
-    /// (the default) and 32, each with --bits 9.
+    /// "--ratio 100" or "--model siren --bits 9"; repeat for several.
+    /// Default: the grid model at --ratio 50, 100, 200 and 500, and the
+    /// SIREN model with --bits 9.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub strata: Vec<String>,
     /// Skip Strata: SZ3, ZFP, SPERR and TTHRESH at --ratios only.

@@ -251,7 +251,7 @@ fn rd_writes_csv_and_plot_with_a_row_per_run() {
     let out = dir.path().join("out");
     let o = rd::run(&Options {
         volume: path,
-        strata: vec!["--scales 2 --block 8 --width 8 --max-steps 3 --bits 6".into()],
+        strata: vec!["--model siren --scales 2 --block 8 --width 8 --max-steps 3 --bits 6".into()],
         no_strata: false,
         ratios: vec![6.0, 12.0],
         tolerance: 0.02,

@@ -80,13 +80,14 @@ pub struct EncodeArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// The model of each scale: latent grids under a learned entropy model,
-    /// or ECNR's SIREN blocks.
-    #[arg(long, value_enum, default_value = "siren")]
+    /// or ECNR's SIREN blocks (the options above are SIREN's).
+    #[arg(long, value_enum, default_value = "grid")]
     pub model: ModelArg,
     /// Grid model: training steps per scale, counted in whole-scale steps
-    /// (each slab step counts its share); `--time` overrides it.
-    #[arg(long, default_value_t = 1000)]
-    grid_steps: usize,
+    /// (each slab step counts its share); `--time` overrides it. Default:
+    /// 1000, fewer on large volumes (see `grid::default_steps`).
+    #[arg(long)]
+    grid_steps: Option<usize>,
     /// Grid model: latent levels per scale (default: from the scale's size, at most 7).
     #[arg(long)]
     grid_levels: Option<u8>,

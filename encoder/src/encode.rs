@@ -139,7 +139,7 @@ impl Default for EncodeOptions {
             target_psnr: None,
             tune_codebooks: 0.0,
             seed: 1,
-            model: ModelKind::Siren,
+            model: ModelKind::Grid,
             grid: GridOptions::default(),
             time_limit: None,
         }
@@ -147,6 +147,7 @@ impl Default for EncodeOptions {
 }
 
 /// Told about progress: scale started, training steps, scale finished.
+/// Grid scales report their latent levels and latents as `mlps` and `blocks`.
 pub trait Progress {
     fn scale_started(&mut self, level: u8, scales: u8, steps: usize, mlps: usize, blocks: usize);
     fn step(&mut self, step: usize, loss: f32);
@@ -547,6 +548,11 @@ fn encode_grid(
             strata_format::MAX_SCALES
         );
     }
+    // Grid training is hand-written CPU code; burn's GPU backend trains
+    // only SIREN blocks. Saying so beats silently ignoring the flag.
+    if opts.train.device == train::Device::Gpu {
+        bail!("--device gpu trains the SIREN model only (--model siren); the grid model trains on the CPU");
+    }
     let (normalized, lo, hi) = normalize(volume);
     let info = VolumeInfo {
         dims: volume.dims.map(|d| d as u32),
@@ -616,10 +622,14 @@ fn encode_grid(
                 .sum();
             left.mul_f64(weight(truth.data.len()) / rest)
         });
-        let grid_opts = match bytes {
+        let mut grid_opts = match bytes {
             Some(b) => grid::fit_architecture(&opts.grid, truth.dims, b),
             None => opts.grid.clone(),
         };
+        // Every scale gets the schedule the whole pyramid's size calls for.
+        grid_opts
+            .steps
+            .get_or_insert(grid::default_steps(total_voxels));
         let fitted = grid::fit_scale(
             &target_grid.data,
             truth.dims,

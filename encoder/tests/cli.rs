@@ -264,6 +264,8 @@ fn decode_gpu_equals_decode_on_an_encoder_archive() {
         &p("ph.nii"),
         "-o",
         &p("ph.strata"),
+        "--model",
+        "siren",
         "--width",
         "16",
         "--max-steps",

@@ -3,7 +3,7 @@
 use strata::cluster::{balanced_assignment, cluster, kmeans, within_cluster_distance};
 use strata::pyramid::{self, Grid};
 use strata::train::TrainOptions;
-use strata::{encode, EncodeOptions};
+use strata::{encode, EncodeOptions, ModelKind};
 use strata_format::synth::SplitMix;
 use strata_format::{decode, level_dims, Archive, DataType, Limits, Volume};
 
@@ -39,6 +39,7 @@ fn smooth(n: usize) -> Volume {
 
 fn quick(steps: usize) -> EncodeOptions {
     EncodeOptions {
+        model: ModelKind::Siren,
         width: 16,
         train: TrainOptions {
             batch: 256,

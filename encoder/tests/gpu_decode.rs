@@ -49,6 +49,7 @@ fn gpu_decode_of_encoder_archives_equals_the_cpu_decode() {
     // 3D with odd dims and anisotropic blocks; 4D.
     for (dims, block) in [([23, 18, 13, 1], [6, 5, 4]), ([16, 12, 10, 3], [8, 8, 8])] {
         let opts = EncodeOptions {
+            model: ModelKind::Siren,
             width: 16,
             block: Some(block),
             train: TrainOptions {
@@ -99,7 +100,7 @@ fn gpu_decode_of_grid_archives_of_mni152_and_engine_equals_the_cpu_decode() {
         let opts = EncodeOptions {
             model: ModelKind::Grid,
             grid: GridOptions {
-                steps: 4,
+                steps: Some(4),
                 lr: 0.3,
                 ..GridOptions::default()
             },

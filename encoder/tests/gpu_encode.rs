@@ -60,6 +60,8 @@ fn gpu_encode_matches_the_cpu_encode_within_1_db() {
     let vol_s = vol.to_str().unwrap();
     // Small enough for lavapipe on a 2-core CI machine.
     let opts = [
+        "--model",
+        "siren",
         "--width",
         "16",
         "--batch",

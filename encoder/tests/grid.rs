@@ -26,7 +26,7 @@ fn grid(steps: usize) -> EncodeOptions {
     EncodeOptions {
         model: ModelKind::Grid,
         grid: GridOptions {
-            steps,
+            steps: Some(steps),
             ..GridOptions::default()
         },
         ..EncodeOptions::default()

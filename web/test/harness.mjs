@@ -31,7 +31,7 @@ export function strataBinary() {
 
 /** The model kinds the browser tests run on: `strata encode` options for each, and the file-name suffix. */
 export const KINDS = {
-    siren: { suffix: "", encode: ["--bits", "8"] },
+    siren: { suffix: "", encode: ["--model", "siren", "--bits", "8"] },
     // Few steps: a test fixture, not a quality figure (that is bench rd's).
     grid: { suffix: "-grid", encode: ["--model", "grid", "--grid-steps", "150"] },
 };

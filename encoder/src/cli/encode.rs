@@ -25,6 +25,9 @@ pub struct Args {
 /// Progress bars per scale: loss, PSNR so far, ETA.
 struct Bars {
     quiet: bool,
+    /// Grid scales report latent levels and latents where SIREN scales
+    /// report MLPs and blocks.
+    grid: bool,
     started: Instant,
     bar: Option<ProgressBar>,
     psnr: Vec<String>,
@@ -42,10 +45,12 @@ impl Progress for Bars {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        bar.set_prefix(format!(
-            "{}/{scales} ({blocks} blocks, {mlps} MLPs)",
-            level + 1
-        ));
+        let parts = if self.grid {
+            format!("{mlps} latent levels, {blocks} latents")
+        } else {
+            format!("{blocks} blocks, {mlps} MLPs")
+        };
+        bar.set_prefix(format!("{}/{scales} ({parts})", level + 1));
         self.bar = Some(bar);
         self.started = Instant::now();
     }
@@ -94,6 +99,7 @@ pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let mut bars = Bars {
         quiet: args.quiet,
+        grid: opts.model == strata::ModelKind::Grid,
         started: Instant::now(),
         bar: None,
         psnr: Vec::new(),

@@ -4,6 +4,7 @@
 //! forward and backward passes ([`synthesis`], [`rate`]) and Adam.
 //! Quantization proxy: uniform noise, then straight-through rounding.
 
+mod init;
 mod lanes;
 pub mod rate;
 pub mod slab;
@@ -53,6 +54,12 @@ const NOISE_PHASE_SLACK: f64 = 1.15;
 /// Under `--psnr`, the MSE steered on decays by this factor per step.
 const MSE_SMOOTHING: f64 = 0.9;
 const STEER_SPAN: f64 = 6.0;
+/// Under a byte goal the first step Δ is the one whose latents' order-0
+/// entropy is this multiple of the latents' budget: the context model codes
+/// them in fewer bits, and the latents move too slowly for λ's steering to
+/// make up a wrong start (engine, CR 200 asked, 60 steps: ×1 → CR 232,
+/// ×2 → CR 175, ×1.5 → CR 200.6).
+const INIT_BITS_FACTOR: f64 = 1.5;
 
 /// How a grid scale is trained.
 #[derive(Clone, Debug)]
@@ -64,7 +71,8 @@ pub struct GridOptions {
     pub context_hidden: u8,
     /// Adam steps per scale, in whole-scale steps (slab steps are counted
     /// by their share); under a time limit only the schedule's first guess.
-    pub steps: usize,
+    /// `None`: [`default_steps`] of the volume.
+    pub steps: Option<usize>,
     pub lr: f32,
     /// Fraction of the steps trained with the noise proxy; the rest round
     /// with a straight-through gradient.
@@ -81,12 +89,23 @@ impl Default for GridOptions {
             levels: None,
             synthesis: vec![12, 12],
             context_hidden: 4,
-            steps: 1000,
+            steps: None,
             lr: 1e-2,
             noise_fraction: 0.75,
             sample: None,
         }
     }
+}
+
+/// Voxel visits (whole-scale steps × voxels, all scales together) of a
+/// default schedule: about 4 minutes on this project's 2-core machine.
+const DEFAULT_VOXEL_STEPS: f64 = 1.5e9;
+
+/// Whole-scale steps per scale when none are asked for, for a pyramid of
+/// `voxels` in all: 1000 on small volumes, fewer on large ones (MNI152's
+/// 9.9 M voxels: 150), so that a plain encode takes minutes, not an hour.
+pub fn default_steps(voxels: usize) -> usize {
+    ((DEFAULT_VOXEL_STEPS / voxels.max(1) as f64) as usize).clamp(100, 1000)
 }
 
 /// Voxels a windowed step visits when `GridOptions::sample` is not given.
@@ -237,11 +256,6 @@ pub fn fit_scale(
     let mut rng = SplitMix(seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut uniform = move || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
 
-    // Parameters: latents start at 0, the noise gives the first inputs.
-    let mut latents: Vec<Vec<f32>> = ldims
-        .iter()
-        .map(|d| vec![0.0; d.iter().product()])
-        .collect();
     let mut synth = Vec::with_capacity(arch.synthesis_params());
     for (k, &(i, o)) in shapes.iter().enumerate() {
         let bound = (1.0 / i as f32).sqrt();
@@ -266,17 +280,40 @@ pub fn fit_scale(
         let last = context.len() - 1;
         context[last] = 3.0;
     }
+    // Start where a transform coder would (see [`init`]): under a byte
+    // goal, at the step whose latents take the latents' share of it, λ the
+    // slope at that step; else at the step λ calls for.
+    let mut lambda = goal.lambda;
+    let delta = match goal.bytes {
+        Some(bytes) => {
+            let coefficients = init::analyse(&interp, target, None);
+            let bits = 8.0 * (bytes - side_bytes(&arch)).max(bytes * 0.2);
+            let delta = init::step_for_bits(&coefficients, bits * INIT_BITS_FACTOR);
+            lambda = init::lambda_for_step(delta).clamp(LAMBDA_RANGE.0, LAMBDA_RANGE.1);
+            delta
+        }
+        None => init::step_for_lambda(goal.lambda),
+    };
+    let mut latents = init::analyse(&interp, target, Some(delta));
+    let most: f32 = latents
+        .iter()
+        .map(|l| l.iter().fold(0f32, |m, v| m.max(v.abs())))
+        .sum();
+    init::pass_through(&shapes, &mut synth, delta, most);
+    if std::env::var_os("STRATA_DEBUG_RATE").is_some() {
+        eprintln!("grid init: Δ {delta:.4} λ {lambda:.3e}");
+    }
     let mut adam_latents: Vec<Adam> = latents.iter().map(|l| Adam::new(l.len())).collect();
     let mut adam_synth = Adam::new(synth.len());
     let mut adam_context = Adam::new(context.len());
 
-    let mut lambda = goal.lambda;
     let sample = opts
         .sample
         .unwrap_or((SLAB_VOXELS / voxels) as f32)
         .clamp(1e-3, 1.0);
     // `opts.steps` counts whole-scale steps: slabs take as many more.
-    let mut steps = ((opts.steps.max(1) as f64 / sample as f64).ceil() as usize).max(1);
+    let whole = opts.steps.unwrap_or_else(|| default_steps(target.len()));
+    let mut steps = ((whole.max(1) as f64 / sample as f64).ceil() as usize).max(1);
     let most_steps = if goal.time.is_some() {
         usize::MAX
     } else {

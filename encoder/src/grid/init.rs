@@ -1,0 +1,200 @@
+//! Where a grid scale's training starts: the latents as a closed-loop
+//! Laplacian analysis of the target quantized with one step Δ, and the
+//! synthesis as a pass-through that outputs Δ·Σ channels. Training from zero
+//! latents leaves them too few updates to grow (a slab step visits ~6% of
+//! them; Adam moves each ≲ 0.04 per update), so the finest scales could not
+//! spend their budget even at the smallest λ; from here they start at the
+//! magnitudes a transform coder at that step would have.
+
+use super::synthesis::{self, Interpolation};
+
+/// Δ for a rate–distortion slope λ (per bit per voxel, normalized units):
+/// high-rate theory, D = Δ²/12 falling 6 dB per bit, gives λ = ln 2·Δ²/6.
+pub fn step_for_lambda(lambda: f64) -> f32 {
+    ((lambda * 6.0 / std::f64::consts::LN_2).sqrt() as f32).clamp(1e-3, 0.25)
+}
+
+/// Latents whose interpolated sum times `delta` approximates `target`,
+/// coarsest level first: each level takes the interpolation-weighted mean
+/// of what the coarser ones left, rounded in units of `delta` (closed loop:
+/// a level sees the coarser ones' rounding). `None`: not rounded, in the
+/// target's units (the open-loop coefficients [`step_for_bits`] measures).
+pub fn analyse(interp: &Interpolation, target: &[f32], delta: Option<f32>) -> Vec<Vec<f32>> {
+    let levels = interp.ldims.len();
+    let linear = [(levels, 1)];
+    let zeros: Vec<Vec<f32>> = interp
+        .ldims
+        .iter()
+        .map(|d| vec![0.0; d.iter().product()])
+        .collect();
+    // d(Σ err²)/d(latent) of a pass-through with unit weights at zero
+    // latents is −2·Uᵀ(target): with a target of ones, the weight each
+    // latent has in the interpolation.
+    let mut params = vec![1.0f32; levels];
+    params.push(0.0);
+    let ones = vec![1.0f32; target.len()];
+    let weight = synthesis::step(interp, &linear, &params, &zeros, &ones, None).latents;
+    let mut latents = zeros;
+    let d = delta.unwrap_or(1.0);
+    let mut params = vec![d; levels];
+    params.push(0.0);
+    for l in (0..levels).rev() {
+        // Coarser levels are set, this one and finer are 0: the gradient is
+        // −2Δ·Uᵀ(what is left), and over the weight Δ times its mean.
+        let g = synthesis::step(interp, &linear, &params, &latents, target, None).latents;
+        for ((y, &gl), &w) in latents[l].iter_mut().zip(&g[l]).zip(&weight[l]) {
+            if w < 0.0 {
+                let v = gl / (w * d * d);
+                *y = if delta.is_some() { v.round() } else { v };
+            }
+        }
+    }
+    latents
+}
+
+/// Bits the coefficients take rounded in units of `delta`, by each level's
+/// histogram (order-0 entropy; the context model does better).
+pub fn entropy_bits(coefficients: &[Vec<f32>], delta: f32) -> f64 {
+    const SPAN: i64 = 4096;
+    let mut counts = vec![0u32; 2 * SPAN as usize + 1];
+    let mut bits = 0f64;
+    for level in coefficients {
+        counts.iter_mut().for_each(|c| *c = 0);
+        for &c in level {
+            let q = ((c / delta).round() as i64).clamp(-SPAN, SPAN);
+            counts[(q + SPAN) as usize] += 1;
+        }
+        let n = level.len() as f64;
+        bits -= counts
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| c as f64 * (c as f64 / n).log2())
+            .sum::<f64>();
+    }
+    bits
+}
+
+/// The step whose rounded coefficients take about `bits` (bisection on
+/// ln Δ over the range [`step_for_lambda`] allows).
+pub fn step_for_bits(coefficients: &[Vec<f32>], bits: f64) -> f32 {
+    let (mut lo, mut hi) = (1e-3f32.ln(), 0.25f32.ln());
+    for _ in 0..14 {
+        let mid = 0.5 * (lo + hi);
+        // Bits fall as Δ grows.
+        if entropy_bits(coefficients, mid.exp()) > bits {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (0.5 * (lo + hi)).exp()
+}
+
+/// λ at which a step of `delta` is the rate–distortion optimum (the inverse
+/// of [`step_for_lambda`]).
+pub fn lambda_for_step(delta: f32) -> f64 {
+    (delta as f64).powi(2) * std::f64::consts::LN_2 / 6.0
+}
+
+/// Sets the synthesis parameters (layout of `GridArchitecture`) so the MLP's
+/// hidden unit 0 carries Δ·Σ channels through every ReLU (biased positive by
+/// `most`, the largest |Σ channels|) and out; the other units keep their
+/// random weights but neither feed unit 0 nor the output until trained.
+pub fn pass_through(shapes: &[(usize, usize)], params: &mut [f32], delta: f32, most: f32) {
+    let n = shapes.len();
+    // Δ spread over the layers: each weight of order Δ^(1/n), which Adam's
+    // first steps (≈ lr each) do not swamp.
+    let a = delta.powf(1.0 / n as f32);
+    let lift = a * most * 1.25 + 0.01;
+    let mut off = 0;
+    for (k, &(i, o)) in shapes.iter().enumerate() {
+        let (w, b) = params[off..off + i * o + o].split_at_mut(i * o);
+        for (r, row) in w.chunks_exact_mut(o).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                if j == 0 {
+                    // Column 0: all inputs at the first layer, unit 0 after.
+                    *v = if k == 0 || r == 0 { a } else { 0.0 };
+                } else if k > 0 && r == 0 {
+                    *v = 0.0;
+                }
+            }
+        }
+        b[0] = if n == 1 {
+            0.0
+        } else if k == 0 {
+            lift
+        } else if k + 1 == n {
+            -lift * a.powi(n as i32 - 1)
+        } else {
+            0.0
+        };
+        off += i * o + o;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_format::grid::GridArchitecture;
+    use strata_format::synth::SplitMix;
+
+    /// The analysed latents through the pass-through synthesis give the
+    /// target back to within about Δ, whatever the random hidden units.
+    #[test]
+    fn analysis_through_the_pass_through_synthesis_reconstructs_the_target() {
+        let dims = [21, 13, 9, 1];
+        let arch = GridArchitecture {
+            levels: 4,
+            synthesis: vec![6, 5],
+            context_hidden: 0,
+        };
+        let shapes = arch.synthesis_shapes();
+        let interp = Interpolation::new(dims, arch.levels);
+        let target: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|i| {
+                let (x, y, z) = (i % 21, (i / 21) % 13, i / 273);
+                0.5 + 0.3 * ((x as f32 * 0.3).sin() * (y as f32 * 0.2).cos()) + 0.01 * z as f32
+            })
+            .collect();
+        let delta = 0.01;
+        let latents = analyse(&interp, &target, Some(delta));
+        let most: f32 = latents
+            .iter()
+            .map(|l| l.iter().fold(0f32, |m, v| m.max(v.abs())))
+            .sum();
+        let mut rng = SplitMix(3);
+        let mut params: Vec<f32> = (0..arch.synthesis_params())
+            .map(|_| rng.symmetric(0.5))
+            .collect();
+        pass_through(&shapes, &mut params, delta, most);
+        let s = synthesis::step(&interp, &shapes, &params, &latents, &target, None);
+        let rmse = (s.sq_error / s.voxels as f64).sqrt();
+        assert!(rmse < delta as f64, "rmse {rmse}");
+        // And it is the analysis that did it: zero latents are far off.
+        let zeros: Vec<Vec<f32>> = latents.iter().map(|l| vec![0.0; l.len()]).collect();
+        let z = synthesis::step(&interp, &shapes, &params, &zeros, &target, None);
+        assert!((z.sq_error / z.voxels as f64).sqrt() > 0.2);
+    }
+
+    #[test]
+    fn the_step_follows_lambda() {
+        let d = step_for_lambda(1e-4);
+        assert!((lambda_for_step(d) / 1e-4 - 1.0).abs() < 1e-4);
+        assert!(step_for_lambda(1e-4) < step_for_lambda(1e-3));
+    }
+
+    /// The step found for a bit budget spends about that budget, and a
+    /// smaller budget gets a coarser step.
+    #[test]
+    fn the_step_for_a_budget_spends_it() {
+        let mut rng = SplitMix(9);
+        let coefficients: Vec<Vec<f32>> = [4000, 500, 60]
+            .iter()
+            .map(|&n| (0..n).map(|_| rng.symmetric(0.2).powi(3)).collect())
+            .collect();
+        let d = step_for_bits(&coefficients, 6000.0);
+        let spent = entropy_bits(&coefficients, d);
+        assert!((spent / 6000.0 - 1.0).abs() < 0.05, "{spent} bits at Δ {d}");
+        assert!(step_for_bits(&coefficients, 2000.0) > d);
+    }
+}
