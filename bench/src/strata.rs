@@ -65,6 +65,7 @@ impl Config {
 /// Progress on stderr: one line per scale, and one per tenth of its steps.
 struct Lines {
     label: String,
+    model: strata::ModelKind,
     steps: usize,
     started: Instant,
 }
@@ -74,9 +75,10 @@ impl Progress for Lines {
         self.steps = steps;
         self.started = Instant::now();
         eprintln!(
-            "  strata [{}] scale {}/{scales}: {blocks} blocks, {mlps} MLPs, {steps} steps",
+            "  strata [{}] scale {}/{scales}: {}, {steps} steps",
             self.label,
-            level + 1
+            level + 1,
+            self.model.scale_parts(mlps, blocks)
         );
     }
 
@@ -106,6 +108,7 @@ impl Progress for Lines {
 pub fn run(volume: &Volume, name: &str, config: &Config, keep: &Path) -> Result<Row> {
     let mut progress = Lines {
         label: config.label.clone(),
+        model: config.options.model,
         steps: 0,
         started: Instant::now(),
     };

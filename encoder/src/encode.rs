@@ -92,6 +92,16 @@ pub enum ModelKind {
     Grid,
 }
 
+impl ModelKind {
+    /// What [`Progress::scale_started`]'s `mlps` and `blocks` count, in words.
+    pub fn scale_parts(self, mlps: usize, blocks: usize) -> String {
+        match self {
+            ModelKind::Siren => format!("{blocks} blocks, {mlps} MLPs"),
+            ModelKind::Grid => format!("{mlps} latent levels, {blocks} latents"),
+        }
+    }
+}
+
 /// λ of a grid encode without `--ratio`: a sensible rate–distortion point.
 pub const DEFAULT_GRID_LAMBDA: f64 = 2e-4;
 

@@ -25,9 +25,7 @@ pub struct Args {
 /// Progress bars per scale: loss, PSNR so far, ETA.
 struct Bars {
     quiet: bool,
-    /// Grid scales report latent levels and latents where SIREN scales
-    /// report MLPs and blocks.
-    grid: bool,
+    model: strata::ModelKind,
     started: Instant,
     bar: Option<ProgressBar>,
     psnr: Vec<String>,
@@ -45,12 +43,11 @@ impl Progress for Bars {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        let parts = if self.grid {
-            format!("{mlps} latent levels, {blocks} latents")
-        } else {
-            format!("{blocks} blocks, {mlps} MLPs")
-        };
-        bar.set_prefix(format!("{}/{scales} ({parts})", level + 1));
+        bar.set_prefix(format!(
+            "{}/{scales} ({})",
+            level + 1,
+            self.model.scale_parts(mlps, blocks)
+        ));
         self.bar = Some(bar);
         self.started = Instant::now();
     }
@@ -99,7 +96,7 @@ pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let mut bars = Bars {
         quiet: args.quiet,
-        grid: opts.model == strata::ModelKind::Grid,
+        model: opts.model,
         started: Instant::now(),
         bar: None,
         psnr: Vec::new(),
