@@ -8,10 +8,13 @@
 
 use super::synthesis::{self, Interpolation};
 
+/// The steps Δ a scale may start at (normalized units).
+const STEP_RANGE: (f32, f32) = (1e-3, 0.25);
+
 /// Δ for a rate–distortion slope λ (per bit per voxel, normalized units):
 /// high-rate theory, D = Δ²/12 falling 6 dB per bit, gives λ = ln 2·Δ²/6.
 pub fn step_for_lambda(lambda: f64) -> f32 {
-    ((lambda * 6.0 / std::f64::consts::LN_2).sqrt() as f32).clamp(1e-3, 0.25)
+    ((lambda * 6.0 / std::f64::consts::LN_2).sqrt() as f32).clamp(STEP_RANGE.0, STEP_RANGE.1)
 }
 
 /// Latents whose interpolated sum times `delta` approximates `target`,
@@ -75,9 +78,9 @@ pub fn entropy_bits(coefficients: &[Vec<f32>], delta: f32) -> f64 {
 }
 
 /// The step whose rounded coefficients take about `bits` (bisection on
-/// ln Δ over the range [`step_for_lambda`] allows).
+/// ln Δ over [`STEP_RANGE`]).
 pub fn step_for_bits(coefficients: &[Vec<f32>], bits: f64) -> f32 {
-    let (mut lo, mut hi) = (1e-3f32.ln(), 0.25f32.ln());
+    let (mut lo, mut hi) = (STEP_RANGE.0.ln(), STEP_RANGE.1.ln());
     for _ in 0..14 {
         let mid = 0.5 * (lo + hi);
         // Bits fall as Δ grows.
@@ -97,10 +100,20 @@ pub fn lambda_for_step(delta: f32) -> f64 {
 }
 
 /// Sets the synthesis parameters (layout of `GridArchitecture`) so the MLP's
-/// hidden unit 0 carries Δ·Σ channels through every ReLU (biased positive by
-/// `most`, the largest |Σ channels|) and out; the other units keep their
-/// random weights but neither feed unit 0 nor the output until trained.
-pub fn pass_through(shapes: &[(usize, usize)], params: &mut [f32], delta: f32, most: f32) {
+/// hidden unit 0 carries Δ·Σ channels of `latents` through every ReLU
+/// (biased positive by the largest |Σ channels| they can give) and out; the
+/// other units keep their random weights but neither feed unit 0 nor the
+/// output until trained.
+pub fn pass_through(
+    shapes: &[(usize, usize)],
+    params: &mut [f32],
+    delta: f32,
+    latents: &[Vec<f32>],
+) {
+    let most: f32 = latents
+        .iter()
+        .map(|l| l.iter().fold(0f32, |m, v| m.max(v.abs())))
+        .sum();
     let n = shapes.len();
     // Δ spread over the layers: each weight of order Δ^(1/n), which Adam's
     // first steps (≈ lr each) do not swamp.
@@ -158,15 +171,11 @@ mod tests {
             .collect();
         let delta = 0.01;
         let latents = analyse(&interp, &target, Some(delta));
-        let most: f32 = latents
-            .iter()
-            .map(|l| l.iter().fold(0f32, |m, v| m.max(v.abs())))
-            .sum();
         let mut rng = SplitMix(3);
         let mut params: Vec<f32> = (0..arch.synthesis_params())
             .map(|_| rng.symmetric(0.5))
             .collect();
-        pass_through(&shapes, &mut params, delta, most);
+        pass_through(&shapes, &mut params, delta, &latents);
         let s = synthesis::step(&interp, &shapes, &params, &latents, &target, None);
         let rmse = (s.sq_error / s.voxels as f64).sqrt();
         assert!(rmse < delta as f64, "rmse {rmse}");

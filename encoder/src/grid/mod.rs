@@ -71,7 +71,8 @@ pub struct GridOptions {
     pub context_hidden: u8,
     /// Adam steps per scale, in whole-scale steps (slab steps are counted
     /// by their share); under a time limit only the schedule's first guess.
-    /// `None`: [`default_steps`] of the volume.
+    /// `None`: [`default_steps`] (`encode` gives every scale the whole
+    /// pyramid's; a scale trained alone takes its own voxels').
     pub steps: Option<usize>,
     pub lr: f32,
     /// Fraction of the steps trained with the noise proxy; the rest round
@@ -295,11 +296,7 @@ pub fn fit_scale(
         None => init::step_for_lambda(goal.lambda),
     };
     let mut latents = init::analyse(&interp, target, Some(delta));
-    let most: f32 = latents
-        .iter()
-        .map(|l| l.iter().fold(0f32, |m, v| m.max(v.abs())))
-        .sum();
-    init::pass_through(&shapes, &mut synth, delta, most);
+    init::pass_through(&shapes, &mut synth, delta, &latents);
     if std::env::var_os("STRATA_DEBUG_RATE").is_some() {
         eprintln!("grid init: Δ {delta:.4} λ {lambda:.3e}");
     }
