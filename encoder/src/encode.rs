@@ -16,7 +16,7 @@ use crate::blocks::BlockGrid;
 use crate::cluster;
 use crate::grid::{self, GridOptions, RateGoal};
 use crate::metrics;
-use crate::pyramid::{self, Grid};
+use crate::pyramid::{self, Downsampling, Grid};
 use crate::quantize::{self, TensorBits};
 use crate::rate;
 use crate::train::{self, Fitted, TrainOptions};
@@ -267,7 +267,11 @@ pub fn encode(
         hidden: vec![opts.width; opts.hidden_layers],
         omega0: opts.omega0,
     };
-    let levels = pyramid::build(Grid::new(volume.dims, normalized), opts.scales);
+    let levels = pyramid::build(
+        Grid::new(volume.dims, normalized),
+        opts.scales,
+        Downsampling::LowPass,
+    );
     let bsize = block.map(|b| b as usize);
     let meta = serde_json::json!({ "name": name }).to_string();
     let codec = Codec::Best(crate::ZSTD_LEVEL);
@@ -526,10 +530,6 @@ fn normalize(volume: &Volume) -> (Vec<f32>, f32, f32) {
     (normalized, lo, hi)
 }
 
-/// Share of the archive's budget a coarser grid scale is steered to, as a
-/// multiple of its share of the voxels: coarse scales carry the energy.
-const COARSE_BUDGET_FACTOR: f64 = 2.0;
-
 /// The pyramid loop for grid scales: each scale's target (the coarsest
 /// itself, then residuals against the decoder's reconstruction so far) is
 /// fitted by `grid::fit_scale`, written, and decoded back (closed loop).
@@ -575,7 +575,11 @@ fn encode_grid(
         spacing: volume.spacing,
     };
     let header = info.header();
-    let levels = pyramid::build(Grid::new(volume.dims, normalized), opts.scales);
+    let levels = pyramid::build(
+        Grid::new(volume.dims, normalized),
+        opts.scales,
+        Downsampling::Subsample,
+    );
     let meta = serde_json::json!({ "name": name }).to_string();
     let header_bytes = strata_format::header_len(opts.scales as usize + 1) as u64;
     check_psnr_goal(opts)?;
@@ -595,6 +599,22 @@ fn encode_grid(
         }
     };
     let total_voxels: usize = levels.iter().map(|g| g.data.len()).sum();
+    // Each scale's share of a byte goal: what its octave's step spends.
+    let budgets = target.map(|bytes| {
+        let open_loop: Vec<Grid> = levels
+            .iter()
+            .enumerate()
+            .map(|(k, g)| match k {
+                0 => g.clone(),
+                _ => pyramid::residual(g, &levels[k - 1].data, levels[k - 1].dims),
+            })
+            .collect();
+        let targets: Vec<(&[f32], [usize; 4])> = open_loop
+            .iter()
+            .map(|g| (g.data.as_slice(), g.dims))
+            .collect();
+        grid::plan_budgets(&targets, &opts.grid, bytes)
+    });
     let mut writer = ArchiveWriter::new(info, Codec::Best(crate::ZSTD_LEVEL));
     let mut rec = Reconstruction::new(&header);
     let mut written = 0f64;
@@ -615,12 +635,12 @@ fn encode_grid(
             let (prev, dims) = rec.current();
             pyramid::residual(truth, prev, dims)
         };
-        let share = truth.data.len() as f64 / total_voxels as f64;
-        let bytes = target.map(|t| {
+        // The finest scale takes what the coarser ones left.
+        let bytes = target.zip(budgets.as_ref()).map(|(t, b)| {
             if finest {
                 (t - written).max(64.0)
             } else {
-                t * (share * COARSE_BUDGET_FACTOR).min(0.5)
+                b[level as usize].min(0.5 * t)
             }
         });
         let time = opts.time_limit.map(|limit| {

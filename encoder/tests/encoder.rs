@@ -1,7 +1,7 @@
 //! The encoder on small synthetic volumes (seconds each).
 
 use strata::cluster::{balanced_assignment, cluster, kmeans, within_cluster_distance};
-use strata::pyramid::{self, Grid};
+use strata::pyramid::{self, Downsampling, Grid};
 use strata::train::TrainOptions;
 use strata::{encode, EncodeOptions, ModelKind};
 use strata_format::synth::SplitMix;
@@ -54,7 +54,7 @@ fn quick(steps: usize) -> EncodeOptions {
 fn pyramid_levels_have_the_archive_dims_and_keep_constants() {
     for dims in [[33usize, 20, 9, 3], [7, 7, 7, 1], [64, 1, 5, 2]] {
         let n: usize = dims.iter().product();
-        let levels = pyramid::build(Grid::new(dims, vec![0.25; n]), 4);
+        let levels = pyramid::build(Grid::new(dims, vec![0.25; n]), 4, Downsampling::LowPass);
         for (l, g) in levels.iter().enumerate() {
             assert_eq!(g.dims, level_dims(dims.map(|d| d as u32), 4, l as u8));
             assert!(g.data.iter().all(|&v| (v - 0.25).abs() < 1e-6));

@@ -60,8 +60,10 @@ fn reconstruction_is_the_cpu_decode_and_training_helps() {
         let a = Archive::read(&short, &Limits::default()).unwrap();
         decode(&a.header, &a.usable_scales(), None).unwrap()
     });
+    // The analysis the training starts from does most of the work (this
+    // volume: 40.4 dB after 5 steps); the synthesis's training adds to it.
     assert!(
-        trained > 25.0 && trained > early + 3.0,
+        trained > 35.0 && trained > early + 0.3,
         "{early:.2} → {trained:.2} dB"
     );
 }
@@ -79,9 +81,11 @@ fn ratio_steers_the_archive_size() {
         };
         let (bytes, _) = encode(&v, "r", &opts, &mut ()).unwrap();
         let got = v.data.len() as f64 * 4.0 / bytes.len() as f64;
-        // The steering lags (see the note on issue 12): within 30%.
+        // The step is calibrated on the context model's bits, which the
+        // training then lowers a little more (this volume: 33.9 for 30,
+        // 61.5 for 60): within 15%.
         assert!(
-            (got / ratio - 1.0).abs() < 0.3,
+            (got / ratio - 1.0).abs() < 0.15,
             "asked {ratio}, got {got:.1}"
         );
         sizes.push(bytes.len());

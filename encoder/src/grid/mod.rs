@@ -44,7 +44,7 @@ const STEER_FROM: usize = 5;
 /// dB) the latents collapse to zero and do not come back in the steps left.
 /// Under `--psnr` it may go higher: a scale whose residual is already under
 /// the goal should spend next to nothing.
-const LAMBDA_RANGE: (f64, f64) = (1e-9, 1e-2);
+const LAMBDA_RANGE: (f64, f64) = (1e-9, 0.5);
 const STEER_GAIN: f64 = 0.7;
 const STEER_DAMPING: f64 = 1.5;
 /// During the noise phase the rounded latents are measured under a context
@@ -59,7 +59,19 @@ const STEER_SPAN: f64 = 6.0;
 /// them in fewer bits, and the latents move too slowly for λ's steering to
 /// make up a wrong start (engine, CR 200 asked, 60 steps: ×1 → CR 232,
 /// ×2 → CR 175, ×1.5 → CR 200.6).
-const INIT_BITS_FACTOR: f64 = 1.5;
+const INIT_BITS_FACTOR: f64 = 1.12;
+
+/// The context model's own training on whole passes over the latents:
+/// this many first, this many after each change of step, and this many
+/// after the synthesis's training when the latents stayed put.
+const CONTEXT_FIRST_PASSES: usize = 30;
+const CONTEXT_PASSES: usize = 12;
+const CONTEXT_LR: f32 = 3e-2;
+/// The step's correction under a byte goal: at most this many new steps,
+/// stopping once the bits are within e^±tolerance of the budget (else the
+/// step measured nearest it is kept).
+const CALIBRATION_ROUNDS: usize = 4;
+const CALIBRATION_TOLERANCE: f64 = 0.03;
 
 /// How a grid scale is trained.
 #[derive(Clone, Debug)]
@@ -78,6 +90,9 @@ pub struct GridOptions {
     /// Fraction of the steps trained with the noise proxy; the rest round
     /// with a straight-through gradient.
     pub noise_fraction: f32,
+    /// The latents' learning rate as a multiple of `lr`; 0 keeps them at
+    /// their analysis (see [`LATENT_LR`]).
+    pub latent_lr: f32,
     /// Share of the scale's z slices each step trains on (a random slab,
     /// see [`slab`]; 1 = full steps); `None`: slabs of about
     /// [`SLAB_VOXELS`] voxels.
@@ -92,7 +107,8 @@ impl Default for GridOptions {
             context_hidden: 4,
             steps: None,
             lr: 1e-2,
-            noise_fraction: 0.75,
+            noise_fraction: 0.0,
+            latent_lr: LATENT_LR,
             sample: None,
         }
     }
@@ -154,6 +170,52 @@ pub fn fit_architecture(opts: &GridOptions, dims: [usize; 4], bytes: f64) -> Gri
         }
     }
     o
+}
+
+/// Byte budgets for the scales of a pyramid (coarsest first) that should
+/// take `bytes` in all: every scale is coded at the step its octave calls
+/// for — the finest at Δ, each coarser one [`init::LEVEL_STEP_RATIO`] times
+/// finer, as a coarser latent level is — and Δ is the step at which their
+/// coefficients take the budget. `targets`: each scale's open-loop target
+/// (the coarsest itself, then each scale minus the coarser one upsampled).
+pub fn plan_budgets(targets: &[(&[f32], [usize; 4])], opts: &GridOptions, bytes: f64) -> Vec<f64> {
+    let n = targets.len();
+    let coefficients: Vec<Vec<Vec<f32>>> = targets
+        .iter()
+        .map(|&(target, dims)| {
+            let levels = opts
+                .levels
+                .unwrap_or_else(|| default_levels(dims))
+                .clamp(1, MAX_LATENT_LEVELS);
+            init::analyse(&Interpolation::new(dims, levels), target, None)
+        })
+        .collect();
+    let side: Vec<f64> = targets
+        .iter()
+        .map(|&(_, dims)| {
+            side_bytes(&GridArchitecture {
+                levels: opts.levels.unwrap_or_else(|| default_levels(dims)),
+                synthesis: opts.synthesis.clone(),
+                context_hidden: opts.context_hidden,
+            })
+        })
+        .collect();
+    let latent_bytes = (bytes - side.iter().sum::<f64>()).max(bytes * 0.2);
+    let bits_at = |delta: f32| -> Vec<f64> {
+        coefficients
+            .iter()
+            .enumerate()
+            .map(|(k, c)| init::entropy_bits(c, init::level_step(delta, n - 1 - k)))
+            .collect()
+    };
+    let delta = init::step_spending(8.0 * latent_bytes * INIT_BITS_FACTOR, |d| {
+        bits_at(d).iter().sum()
+    });
+    bits_at(delta)
+        .iter()
+        .zip(&side)
+        .map(|(bits, side)| bits / (8.0 * INIT_BITS_FACTOR) + side)
+        .collect()
 }
 
 /// What one scale's training is steered towards.
@@ -281,6 +343,9 @@ pub fn fit_scale(
         let last = context.len() - 1;
         context[last] = 3.0;
     }
+    // Latents kept at their analysis: the steps train the synthesis alone
+    // (the context model is fitted to the latents before and after).
+    let learn_latents = opts.latent_lr > 0.0;
     // Start where a transform coder would (see [`init`]): under a byte
     // goal, at the step whose latents take the latents' share of it, λ the
     // slope at that step; else at the step λ calls for.
@@ -293,9 +358,67 @@ pub fn fit_scale(
             lambda = init::lambda_for_step(delta).clamp(LAMBDA_RANGE.0, LAMBDA_RANGE.1);
             delta
         }
-        None => init::step_for_lambda(goal.lambda),
+        // Under --psnr the step that leaves the error asked for (the
+        // latents stay put, so λ alone would not reach it).
+        None => match goal.mse {
+            Some(mse) if !learn_latents => init::step_for_mse(&interp, target, mse),
+            _ => init::step_for_lambda(goal.lambda),
+        },
     };
+    let mut delta = delta;
     let mut latents = init::analyse(&interp, target, Some(delta));
+    // The context model learns the latents' statistics first, on whole
+    // passes; under a byte goal the step is then corrected by the bits it
+    // gives them (the latents stay where the analysis put them, so the step
+    // decides the size).
+    let mut context_fit = ContextFit::new(layout, context.len());
+    let mut bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_FIRST_PASSES);
+    if let Some(bytes) = goal.bytes {
+        let budget = 8.0 * (bytes - side_bytes(&arch)).max(bytes * 0.2);
+        let coefficients = init::analyse(&interp, target, None);
+        // (ln Δ, ln bits) measured last: the next step is the secant's.
+        let mut last: Option<(f64, f64)> = None;
+        // The measured step nearest the budget (|ln off|, Δ).
+        let mut best = (f64::INFINITY, delta);
+        for round in 0..=CALIBRATION_ROUNDS {
+            let off = bits / budget;
+            if off.ln().abs() < best.0 {
+                best = (off.ln().abs(), delta);
+            }
+            if std::env::var_os("STRATA_DEBUG_RATE").is_some() {
+                eprintln!(
+                    "grid calibration: Δ {delta:.4} {:.0} of {:.0} bytes",
+                    bits / 8.0,
+                    budget / 8.0
+                );
+            }
+            if off.ln().abs() < CALIBRATION_TOLERANCE || round == CALIBRATION_ROUNDS {
+                break;
+            }
+            // Slope of ln bits over ln Δ: between the last two measurements,
+            // else the order-0 entropy's.
+            let here = ((delta as f64).ln(), bits.ln());
+            let slope = match last {
+                Some(p) if (here.0 - p.0).abs() > 1e-3 => (here.1 - p.1) / (here.0 - p.0),
+                _ => {
+                    let e = |d: f32| init::entropy_bits(&coefficients, d).max(1.0).ln();
+                    (e(delta * 1.1) - e(delta)) / 1.1f64.ln()
+                }
+            }
+            .min(-0.2);
+            last = Some(here);
+            let moved = (here.0 - off.ln() / slope).clamp(here.0 - 1.0, here.0 + 1.0);
+            delta = (moved.exp() as f32).clamp(init::STEP_RANGE.0, init::STEP_RANGE.1);
+            latents = init::analyse(&interp, target, Some(delta));
+            bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
+        }
+        if best.1 != delta {
+            delta = best.1;
+            latents = init::analyse(&interp, target, Some(delta));
+            context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
+        }
+        lambda = init::lambda_for_step(delta).clamp(LAMBDA_RANGE.0, LAMBDA_RANGE.1);
+    }
     init::pass_through(&shapes, &mut synth, delta, &latents);
     if std::env::var_os("STRATA_DEBUG_RATE").is_some() {
         eprintln!("grid init: Δ {delta:.4} λ {lambda:.3e}");
@@ -368,22 +491,25 @@ pub fn fit_scale(
             target,
             slab.rows.as_deref(),
         );
-        let r = rate::step(
-            layout,
-            &context,
-            &proxy,
-            &ldims,
-            CONTEXT_PARAM_EVERY,
-            step,
-            visit,
-        );
+        let r = learn_latents.then(|| {
+            rate::step(
+                layout,
+                &context,
+                &proxy,
+                &ldims,
+                CONTEXT_PARAM_EVERY,
+                step,
+                visit,
+            )
+        });
         // Each level's bits, scaled up from the chunks visited.
-        let bits: f64 = r
-            .chunk_bits
-            .iter()
-            .zip(&slab.share)
-            .map(|(c, share)| c.iter().sum::<f64>() / share)
-            .sum();
+        let bits: f64 = r.as_ref().map_or(0.0, |r| {
+            r.chunk_bits
+                .iter()
+                .zip(&slab.share)
+                .map(|(c, share)| c.iter().sum::<f64>() / share)
+                .sum()
+        });
         let mse = s.sq_error / s.voxels.max(1) as f64;
         let bpv = bits / voxels;
         progress.step(step + 1, (mse + lambda * bpv) as f32);
@@ -394,6 +520,13 @@ pub fn fit_scale(
         let t = (step + 1) as i32;
         let lr = opts.lr
             * (0.5 * (1.0 + (std::f32::consts::PI * step as f32 / steps as f32).cos())).max(0.02);
+        let gs: Vec<f32> = s.params.iter().map(|g| g * d_scale).collect();
+        adam_synth.update(&mut synth, &gs, lr, t);
+        let Some(r) = r else {
+            step += 1;
+            fit_schedule(&mut steps, step, most_steps, started, goal.time);
+            continue;
+        };
         let mut g = Vec::new();
         for l in 0..levels as usize {
             let r_scale = (lambda / (voxels * slab.share[l])) as f32;
@@ -410,20 +543,15 @@ pub fn fit_scale(
                     &mut latents[l],
                     run,
                     &g,
-                    lr * LATENT_LR_FACTOR,
+                    lr * opts.latent_lr,
                     chunk_steps[l][ci],
                 );
             }
         }
-        let gs: Vec<f32> = s.params.iter().map(|g| g * d_scale).collect();
-        adam_synth.update(&mut synth, &gs, lr, t);
         let r_scale = (lambda / (voxels * slab.share[0])) as f32;
         let gc: Vec<f32> = r.params.iter().map(|g| g * r_scale).collect();
         adam_context.update(&mut context, &gc, lr, t);
-        // Keep the weights inside what Q12 in an i16 can hold.
-        for w in &mut context {
-            *w = w.clamp(-7.99, 7.99);
-        }
+        clamp_context(&mut context);
 
         // Steering: move λ towards the size asked for, measured on the
         // rounded latents (what will be coded; the noisy proxy costs more),
@@ -494,16 +622,10 @@ pub fn fit_scale(
             lambda = moved.clamp(LAMBDA_RANGE.0, most_lambda);
         }
         step += 1;
-        // Time cap: after a few steps, and again every 25, fit the schedule
-        // to the time per step so far (up or down: the first steps' cost is
-        // not the average's). Under --time the time decides, not the steps.
-        if let Some(limit) = goal.time {
-            if step == 3 || step % 25 == 0 {
-                let per = started.elapsed().as_secs_f64() / step as f64;
-                let fit = (limit.as_secs_f64() / per) as usize;
-                steps = fit.clamp(step + 1, most_steps.max(step + 1));
-            }
-        }
+        fit_schedule(&mut steps, step, most_steps, started, goal.time);
+    }
+    if !learn_latents {
+        context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
     }
     let section = to_section(level, arch, &latents, &synth, &context);
     Ok(FittedGrid {
@@ -511,6 +633,71 @@ pub fn fit_scale(
         lambda,
         steps,
     })
+}
+
+/// Time cap: after a few steps, and again every 25, fit the schedule to the
+/// time per step so far (up or down: the first steps' cost is not the
+/// average's). Under --time the time decides, not the steps.
+fn fit_schedule(
+    steps: &mut usize,
+    step: usize,
+    most_steps: usize,
+    started: Instant,
+    time: Option<Duration>,
+) {
+    if let Some(limit) = time {
+        if step == 3 || step.is_multiple_of(25) {
+            let per = started.elapsed().as_secs_f64() / step as f64;
+            let fit = (limit.as_secs_f64() / per) as usize;
+            *steps = fit.clamp(step + 1, most_steps.max(step + 1));
+        }
+    }
+}
+
+/// The context network's training on whole passes over fixed latents.
+struct ContextFit {
+    layout: ContextLayout,
+    adam: Adam,
+    t: i32,
+}
+
+impl ContextFit {
+    fn new(layout: ContextLayout, params: usize) -> ContextFit {
+        ContextFit {
+            layout,
+            adam: Adam::new(params),
+            t: 0,
+        }
+    }
+
+    /// `passes` Adam steps on the bits of all `latents`; returns the bits
+    /// under the model the last pass measured them with.
+    fn train(
+        &mut self,
+        context: &mut [f32],
+        latents: &[Vec<f32>],
+        ldims: &[[usize; 4]],
+        passes: usize,
+    ) -> f64 {
+        let count: usize = latents.iter().map(Vec::len).sum();
+        let mut bits = 0.0;
+        for _ in 0..passes {
+            self.t += 1;
+            let r = rate::step(self.layout, context, latents, ldims, 1, 0, None);
+            bits = r.bits;
+            let g: Vec<f32> = r.params.iter().map(|g| g / count as f32).collect();
+            self.adam.update(context, &g, CONTEXT_LR, self.t);
+            clamp_context(context);
+        }
+        bits
+    }
+}
+
+/// Keeps the weights inside what Q12 in an i16 can hold.
+fn clamp_context(context: &mut [f32]) {
+    for w in context {
+        *w = w.clamp(-7.99, 7.99);
+    }
 }
 
 /// Records the bits of the chunks `visited` measured in `bits`.
@@ -558,8 +745,8 @@ fn to_section(
     }
 }
 
-/// Latents move this much faster than the networks: integer latents must
-/// travel several units within a thousand steps (measured on the 64³
-/// phantom at `--ratio 40`, 200 steps: ×1 → 29.1 dB at CR 28.4, ×4 → 34.4
-/// dB at CR 32.9).
-const LATENT_LR_FACTOR: f32 = 4.0;
+/// Latents stay at their analysis by default: training them on MSE + λ·bits
+/// in the schedules a 2-core machine affords lost quality at every rate
+/// (MNI152 at half size, CR 37.5, 60 steps: noise then rounding 35.45 dB,
+/// rounding only 40.84 dB, latents kept 41.04 dB; ×4 the networks' rate).
+const LATENT_LR: f32 = 0.0;
