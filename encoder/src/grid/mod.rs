@@ -55,10 +55,9 @@ const NOISE_PHASE_SLACK: f64 = 1.15;
 const MSE_SMOOTHING: f64 = 0.9;
 const STEER_SPAN: f64 = 6.0;
 /// Under a byte goal the first step Δ is the one whose latents' order-0
-/// entropy is this multiple of the latents' budget: the context model codes
-/// them in fewer bits, and the latents move too slowly for λ's steering to
-/// make up a wrong start (engine, CR 200 asked, 60 steps: ×1 → CR 232,
-/// ×2 → CR 175, ×1.5 → CR 200.6).
+/// entropy is this multiple of the latents' budget (the context model codes
+/// them in fewer bits: MNI152 at half size, CR 37.5, 0.89 of order-0); the
+/// calibration then corrects it on the context model's own bits.
 const INIT_BITS_FACTOR: f64 = 1.12;
 
 /// The context model's own training on whole passes over the latents:
