@@ -97,11 +97,11 @@ pub struct EncodeArgs {
     /// Grid model: hidden width of the context network (0: linear).
     #[arg(long, default_value_t = 4)]
     grid_context: u8,
-    /// Grid model: Adam learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    /// Grid model: Adam learning rate (see `GridOptions::lr`).
+    #[arg(long, default_value_t = 3e-3)]
     grid_lr: f32,
     /// Grid model: share of a scale's z slices each training step visits (a
-    /// random slab; 1: whole-scale steps). Default: slabs of about 2 M voxels.
+    /// random slab; 1: whole-scale steps). Default: slabs of about 0.5 M voxels.
     #[arg(long)]
     grid_sample: Option<f32>,
     /// Grid model: stop training after about this many seconds in all.

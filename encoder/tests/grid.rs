@@ -68,6 +68,26 @@ fn reconstruction_is_the_cpu_decode_and_training_helps() {
     );
 }
 
+/// `--grid-steps 0`: the analysis and the fitted context model alone, still
+/// exactly what the decoder reconstructs, and at the size asked for.
+#[test]
+fn no_training_steps_still_encode() {
+    let v = volume([40, 36, 28, 1], |x, y, z, _| {
+        (6.0 * x).sin() * (5.0 * y).cos() + (3.0 * z).sin()
+    });
+    let opts = EncodeOptions {
+        target_ratio: Some(40.0),
+        ..grid(0)
+    };
+    let (bytes, report) = encode(&v, "0", &opts, &mut ()).unwrap();
+    let a = Archive::read(&bytes, &Limits::default()).unwrap();
+    let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
+    assert_eq!(decoded.data, report.reconstruction.unwrap().data);
+    let got = v.data.len() as f64 * 4.0 / bytes.len() as f64;
+    assert!((got / 40.0 - 1.0).abs() < 0.15, "asked 40, got {got:.1}");
+    assert!(psnr(&v, &decoded) > 30.0, "{:.2} dB", psnr(&v, &decoded));
+}
+
 #[test]
 fn ratio_steers_the_archive_size() {
     let v = volume([48, 40, 32, 1], |x, y, z, _| {
