@@ -68,9 +68,11 @@ const CONTEXT_PASSES: usize = 12;
 const CONTEXT_LR: f32 = 3e-2;
 /// The step's correction under a byte goal: at most this many new steps,
 /// stopping once the bits are within e^±tolerance of the budget (else the
-/// step measured nearest it is kept).
+/// step of the last few measured nearest it is kept).
 const CALIBRATION_ROUNDS: usize = 8;
 const CALIBRATION_TOLERANCE: f64 = 0.03;
+/// Of the measured steps, the last this many compete for nearest the budget.
+const CALIBRATION_RECENT: usize = 3;
 
 /// How a grid scale is trained.
 #[derive(Clone, Debug)]
@@ -382,13 +384,12 @@ pub fn fit_scale(
         let coefficients = init::analyse(&interp, target, None);
         // (ln Δ, ln bits) measured last: the next step is the secant's.
         let mut last: Option<(f64, f64)> = None;
-        // The measured step nearest the budget (|ln off|, Δ).
-        let mut best = (f64::INFINITY, delta);
+        // The context model keeps learning between rounds, so an old
+        // measurement overstates its step's bits: only the last few count.
+        let mut recent: Vec<(f64, f32)> = Vec::new();
         for round in 0..=CALIBRATION_ROUNDS {
             let off = bits / budget;
-            if off.ln().abs() < best.0 {
-                best = (off.ln().abs(), delta);
-            }
+            recent.push((off.ln().abs(), delta));
             if std::env::var_os("STRATA_DEBUG_RATE").is_some() {
                 eprintln!(
                     "grid calibration: Δ {delta:.4} {:.0} of {:.0} bytes",
@@ -416,6 +417,15 @@ pub fn fit_scale(
             latents = init::analyse(&interp, target, Some(delta));
             bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
         }
+        let best =
+            recent
+                .iter()
+                .rev()
+                .take(CALIBRATION_RECENT)
+                .fold(
+                    (f64::INFINITY, delta),
+                    |b, &m| if m.0 < b.0 { m } else { b },
+                );
         if best.1 != delta {
             delta = best.1;
             latents = init::analyse(&interp, target, Some(delta));
