@@ -134,6 +134,13 @@ pub fn default_steps(voxels: usize) -> usize {
 /// Voxels a windowed step visits when `GridOptions::sample` is not given.
 pub const SLAB_VOXELS: f64 = 5.0e5;
 
+/// Latent levels a scale grid of `dims` gets under `opts`.
+fn scale_levels(opts: &GridOptions, dims: [usize; 4]) -> u8 {
+    opts.levels
+        .unwrap_or_else(|| default_levels(dims))
+        .clamp(1, MAX_LATENT_LEVELS)
+}
+
 /// Latent levels for a scale grid of `dims`.
 pub fn default_levels(dims: [usize; 4]) -> u8 {
     let longest = dims[..3].iter().copied().max().unwrap_or(1);
@@ -154,7 +161,7 @@ const MAX_SIDE_SHARE: f64 = 0.2;
 /// a fifth of the budget (or nothing is left to shrink).
 pub fn fit_architecture(opts: &GridOptions, dims: [usize; 4], bytes: f64) -> GridOptions {
     let mut o = opts.clone();
-    let levels = o.levels.unwrap_or_else(|| default_levels(dims));
+    let levels = scale_levels(&o, dims);
     let side = |o: &GridOptions| {
         side_bytes(&GridArchitecture {
             levels,
@@ -189,18 +196,18 @@ pub fn plan_budgets(targets: &[(&[f32], [usize; 4])], opts: &GridOptions, bytes:
     let coefficients: Vec<Vec<Vec<f32>>> = targets
         .iter()
         .map(|&(target, dims)| {
-            let levels = opts
-                .levels
-                .unwrap_or_else(|| default_levels(dims))
-                .clamp(1, MAX_LATENT_LEVELS);
-            init::analyse(&Interpolation::new(dims, levels), target, None)
+            init::analyse(
+                &Interpolation::new(dims, scale_levels(opts, dims)),
+                target,
+                None,
+            )
         })
         .collect();
     let side: Vec<f64> = targets
         .iter()
         .map(|&(_, dims)| {
             side_bytes(&GridArchitecture {
-                levels: opts.levels.unwrap_or_else(|| default_levels(dims)),
+                levels: scale_levels(opts, dims),
                 synthesis: opts.synthesis.clone(),
                 context_hidden: opts.context_hidden,
             })
@@ -305,10 +312,7 @@ pub fn fit_scale(
     seed: u64,
     progress: &mut dyn Progress,
 ) -> Result<FittedGrid> {
-    let levels = opts
-        .levels
-        .unwrap_or_else(|| default_levels(dims))
-        .clamp(1, MAX_LATENT_LEVELS);
+    let levels = scale_levels(opts, dims);
     let arch = GridArchitecture {
         levels,
         synthesis: opts.synthesis.clone(),
@@ -353,25 +357,27 @@ pub fn fit_scale(
     // (the context model is fitted to the latents before and after).
     let learn_latents = opts.latent_lr > 0.0;
     // Start where a transform coder would (see [`init`]): under a byte
-    // goal, at the step whose latents take the latents' share of it, λ the
-    // slope at that step; else at the step λ calls for.
+    // goal, at the step whose latents take the latents' share of it (then
+    // calibrated below), λ the slope at that step; else at the step the
+    // MSE or λ calls for.
     let mut lambda = goal.lambda;
-    let delta = match goal.bytes {
-        Some(bytes) => {
-            let coefficients = init::analyse(&interp, target, None);
-            let bits = 8.0 * (bytes - side_bytes(&arch)).max(bytes * 0.2);
-            let delta = init::step_for_bits(&coefficients, bits * INIT_BITS_FACTOR);
-            lambda = init::lambda_for_step(delta).clamp(LAMBDA_RANGE.0, LAMBDA_RANGE.1);
-            delta
+    // Under a byte goal: the latents' budget in bits, and the open-loop
+    // coefficients whose order-0 entropy guides the choice of step.
+    let byte_goal = goal.bytes.map(|bytes| {
+        (
+            8.0 * (bytes - side_bytes(&arch)).max(bytes * 0.2),
+            init::analyse(&interp, target, None),
+        )
+    });
+    let mut delta = match (&byte_goal, goal.mse) {
+        (Some((budget, coefficients)), _) => {
+            init::step_for_bits(coefficients, budget * INIT_BITS_FACTOR)
         }
         // Under --psnr the step that leaves the error asked for (the
         // latents stay put, so λ alone would not reach it).
-        None => match goal.mse {
-            Some(mse) if !learn_latents => init::step_for_mse(&interp, target, mse),
-            _ => init::step_for_lambda(goal.lambda),
-        },
+        (None, Some(mse)) if !learn_latents => init::step_for_mse(&interp, target, mse),
+        (None, _) => init::step_for_lambda(goal.lambda),
     };
-    let mut delta = delta;
     let mut latents = init::analyse(&interp, target, Some(delta));
     // The context model learns the latents' statistics first, on whole
     // passes; under a byte goal the step is then corrected by the bits it
@@ -379,9 +385,8 @@ pub fn fit_scale(
     // decides the size).
     let mut context_fit = ContextFit::new(layout, context.len());
     let mut bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_FIRST_PASSES);
-    if let Some(bytes) = goal.bytes {
-        let budget = 8.0 * (bytes - side_bytes(&arch)).max(bytes * 0.2);
-        let coefficients = init::analyse(&interp, target, None);
+    if let Some((budget, coefficients)) = &byte_goal {
+        let budget = *budget;
         // (ln Δ, ln bits) measured last: the next step is the secant's.
         let mut last: Option<(f64, f64)> = None;
         // The context model keeps learning between rounds, so an old
@@ -406,7 +411,7 @@ pub fn fit_scale(
             let slope = match last {
                 Some(p) if (here.0 - p.0).abs() > 1e-3 => (here.1 - p.1) / (here.0 - p.0),
                 _ => {
-                    let e = |d: f32| init::entropy_bits(&coefficients, d).max(1.0).ln();
+                    let e = |d: f32| init::entropy_bits(coefficients, d).max(1.0).ln();
                     (e(delta * 1.1) - e(delta)) / 1.1f64.ln()
                 }
             }
@@ -417,17 +422,14 @@ pub fn fit_scale(
             latents = init::analyse(&interp, target, Some(delta));
             bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
         }
-        let best =
-            recent
-                .iter()
-                .rev()
-                .take(CALIBRATION_RECENT)
-                .fold(
-                    (f64::INFINITY, delta),
-                    |b, &m| if m.0 < b.0 { m } else { b },
-                );
-        if best.1 != delta {
-            delta = best.1;
+        let best = recent
+            .iter()
+            .rev()
+            .take(CALIBRATION_RECENT)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(delta, |m| m.1);
+        if best != delta {
+            delta = best;
             latents = init::analyse(&interp, target, Some(delta));
             context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
         }
