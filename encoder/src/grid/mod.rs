@@ -13,7 +13,7 @@ pub mod synthesis;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use strata_format::grid::entropy::{CONTEXT_INPUTS, WEIGHT_FRAC};
+use strata_format::grid::entropy::{is_coded, CONTEXT_INPUTS, WEIGHT_FRAC};
 use strata_format::grid::{latent_dims, GridArchitecture, GridSection, MAX_LATENT_LEVELS};
 use strata_format::synth::SplitMix;
 
@@ -254,6 +254,8 @@ pub struct FittedGrid {
 struct Adam {
     m: Vec<f32>,
     v: Vec<f32>,
+    /// Per parameter, a multiple of the learning rate (all 1 when empty).
+    lr_scales: Vec<f32>,
 }
 
 impl Adam {
@@ -261,6 +263,17 @@ impl Adam {
         Adam {
             m: vec![0.0; n],
             v: vec![0.0; n],
+            lr_scales: Vec::new(),
+        }
+    }
+
+    /// An Adam whose parameter `i` moves at `lr_scales[i]` times the rate.
+    fn with_lr_scales(lr_scales: Vec<f32>) -> Adam {
+        let n = lr_scales.len();
+        Adam {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            lr_scales,
         }
     }
 
@@ -281,14 +294,17 @@ impl Adam {
         let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
         let c1 = 1.0 - b1.powi(t);
         let c2 = 1.0 - b2.powi(t);
+        let scales = self.lr_scales.get(range.clone());
         let (m, v) = (&mut self.m[range.clone()], &mut self.v[range.clone()]);
-        for ((p, &g), (m, v)) in params[range]
+        for (k, ((p, &g), (m, v))) in params[range]
             .iter_mut()
             .zip(grads)
             .zip(m.iter_mut().zip(v.iter_mut()))
+            .enumerate()
         {
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
+            let lr = scales.map_or(lr, |s| lr * s[k]);
             *p -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
         }
     }
@@ -383,7 +399,7 @@ pub fn fit_scale(
     // passes; under a byte goal the step is then corrected by the bits it
     // gives them (the latents stay where the analysis put them, so the step
     // decides the size).
-    let mut context_fit = ContextFit::new(layout, context.len());
+    let mut context_fit = ContextFit::new(layout);
     let mut bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_FIRST_PASSES);
     if let Some((budget, coefficients)) = &byte_goal {
         let budget = *budget;
@@ -441,7 +457,7 @@ pub fn fit_scale(
     }
     let mut adam_latents: Vec<Adam> = latents.iter().map(|l| Adam::new(l.len())).collect();
     let mut adam_synth = Adam::new(synth.len());
-    let mut adam_context = Adam::new(context.len());
+    let mut adam_context = Adam::with_lr_scales(layout.lr_scales());
 
     let sample = opts
         .sample
@@ -564,6 +580,7 @@ pub fn fit_scale(
                 );
             }
         }
+        clear_uncoded(&mut latents, &ldims);
         let r_scale = (lambda / (voxels * slab.share[0])) as f32;
         let gc: Vec<f32> = r.params.iter().map(|g| g * r_scale).collect();
         adam_context.update(&mut context, &gc, lr, t);
@@ -640,7 +657,9 @@ pub fn fit_scale(
         step += 1;
         fit_schedule(&mut steps, step, most_steps, started, goal.time);
     }
-    if !learn_latents {
+    if learn_latents {
+        clear_uncoded(&mut latents, &ldims);
+    } else {
         context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
     }
     let section = to_section(level, arch, &latents, &synth, &context);
@@ -678,10 +697,10 @@ struct ContextFit {
 }
 
 impl ContextFit {
-    fn new(layout: ContextLayout, params: usize) -> ContextFit {
+    fn new(layout: ContextLayout) -> ContextFit {
         ContextFit {
             layout,
-            adam: Adam::new(params),
+            adam: Adam::with_lr_scales(layout.lr_scales()),
             t: 0,
         }
     }
@@ -706,6 +725,28 @@ impl ContextFit {
             clamp_context(context);
         }
         bits
+    }
+}
+
+/// Zeroes the latents the format does not code (`entropy::is_coded`), which
+/// trained latents may have moved.
+fn clear_uncoded(latents: &mut [Vec<f32>], ldims: &[[usize; 4]]) {
+    let levels = latents.len();
+    for (l, (level, &[dx, dy, dz, _])) in latents.iter_mut().zip(ldims).enumerate() {
+        if l + 1 == levels {
+            continue;
+        }
+        for (i, v) in level.iter_mut().enumerate() {
+            let p = [
+                i % dx,
+                (i / dx) % dy,
+                (i / (dx * dy)) % dz,
+                i / (dx * dy * dz),
+            ];
+            if !is_coded(true, p) {
+                *v = 0.0;
+            }
+        }
     }
 }
 

@@ -39,9 +39,48 @@ pub const NEIGHBOURS: [[i32; 3]; 12] = [
     [0, -1, -1],
     [0, 1, -1],
 ];
-/// Inputs of the context network: the neighbours, then the co-located latent
-/// of the next coarser level (0 at the coarsest).
-pub const CONTEXT_INPUTS: usize = NEIGHBOURS.len() + 1;
+/// Inputs of the context network: the neighbours, the co-located latent of
+/// the next coarser level (0 at the coarsest), the parities of x, y, z and t
+/// (0 at the coarsest: they tell which of a wavelet's detail bands the
+/// latent is in, whose spreads differ) and the latent level's index.
+/// Last, two activity inputs in eighths of an octave ([`log2_eighths`]):
+/// of 1 + Σ |neighbour|, and of 1 + Σ |parent| over the 2×2×2 coarser
+/// latents from the co-located one up (the spread of a latent follows its
+/// surroundings' magnitude, which a few ReLUs cannot compute from signed
+/// values).
+pub const CONTEXT_INPUTS: usize = NEIGHBOURS.len() + 1 + 4 + 1 + 2;
+/// Where the parity inputs start.
+pub const PARITY_INPUT: usize = NEIGHBOURS.len() + 1;
+/// The input that holds the latent level's index.
+pub const LEVEL_INPUT: usize = PARITY_INPUT + 4;
+/// The neighbours' activity, then the parents'.
+pub const ACTIVITY_INPUT: usize = LEVEL_INPUT + 1;
+
+/// The coarser level's samples that interpolate level position `v` along an
+/// axis of `n` coarser samples: ⌊v/2⌋ and the next one, where it exists.
+#[inline]
+pub fn parents(v: usize, n: usize) -> std::ops::Range<usize> {
+    let q = (v / 2).min(n - 1);
+    q..(q + 2).min(n)
+}
+
+/// 8·log2(v) for v ≥ 1, to the eighth below: the octave, then the three
+/// bits after the leading one as its fraction.
+#[inline]
+pub fn log2_eighths(v: u32) -> i32 {
+    let v = v.max(1);
+    let n = 31 - v.leading_zeros();
+    (8 * n + ((((v as u64) << 3) >> n) & 7) as u32) as i32
+}
+
+/// Whether the latent at level position `p` is coded. A level below the
+/// coarsest holds no latent where every coordinate is even: the next coarser
+/// level has a sample there, which the interpolation passes through exactly,
+/// so such a latent is 0 by definition (the pyramid is critically sampled).
+#[inline]
+pub fn is_coded(has_parent: bool, [x, y, z, t]: [usize; 4]) -> bool {
+    !has_parent || (x | y | z | t) & 1 == 1
+}
 
 /// round(2^(-2^-(i+1)) · 2^30): the factors of a binary fraction's power.
 const EXP2_FRACTION: [u64; 16] = [
@@ -227,8 +266,8 @@ pub fn chunks(dims: [usize; 4]) -> Vec<Chunk> {
 
 /// The context of the latent at (x, y, zl) of a chunk (`values`: the chunk's
 /// run, `dx × dy` per slice, decoded up to this latent), at level position
-/// (x, y, chunk.z0 + zl, chunk.t). Neighbours outside the chunk count as 0;
-/// the parent is the next coarser level, fully decoded.
+/// (x, y, chunk.z0 + zl, chunk.t) of latent level `level`. Neighbours outside
+/// the chunk count as 0; the parent is the next coarser level, fully decoded.
 #[inline]
 pub fn context(
     values: &[i32],
@@ -236,6 +275,7 @@ pub fn context(
     parent: Option<&LevelView>,
     [x, y, zl]: [usize; 3],
     chunk: Chunk,
+    level: usize,
 ) -> [i32; CONTEXT_INPUTS] {
     let mut c = [0i32; CONTEXT_INPUTS];
     for (k, o) in NEIGHBOURS.iter().enumerate() {
@@ -258,7 +298,28 @@ pub fn context(
             * px)
             + (x / 2).min(px - 1);
         c[NEIGHBOURS.len()] = p.values[i].clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP);
+        let z = chunk.z0 + zl;
+        let mut sum = 0u32;
+        for qt in parents(chunk.t, pt) {
+            for qz in parents(z, pz) {
+                for qy in parents(y, py) {
+                    let row = ((qt * pz + qz) * py + qy) * px;
+                    for qx in parents(x, px) {
+                        sum += p.values[row + qx]
+                            .clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP)
+                            .unsigned_abs();
+                    }
+                }
+            }
+        }
+        c[ACTIVITY_INPUT + 1] = log2_eighths(1 + sum);
+        for (k, v) in [x, y, z, chunk.t].into_iter().enumerate() {
+            c[PARITY_INPUT + k] = (v & 1) as i32;
+        }
     }
+    c[LEVEL_INPUT] = level as i32;
+    let near: u32 = c[..NEIGHBOURS.len()].iter().map(|v| v.unsigned_abs()).sum();
+    c[ACTIVITY_INPUT] = log2_eighths(1 + near);
     c
 }
 
@@ -320,7 +381,8 @@ fn decode_value(dec: &mut FixedDecoder, m: i32, p: LaplaceBits) -> Result<i32, S
     Ok(value as i32)
 }
 
-/// Codes one chunk: `values` is its run of the level (`dx × dy × nz`).
+/// Codes one chunk of latent level `level`: `values` is its run of the level
+/// (`dx × dy × nz`); the latents [`is_coded`] skips must be 0.
 pub fn encode_chunk(
     net: &ContextNet,
     table: &LaplaceTable,
@@ -328,13 +390,17 @@ pub fn encode_chunk(
     plane: [usize; 2],
     parent: Option<&LevelView>,
     chunk: Chunk,
+    level: usize,
 ) -> Vec<u8> {
     let [dx, dy] = plane;
     let mut enc = FixedEncoder::new();
     for zl in 0..chunk.nz {
         for y in 0..dy {
             for x in 0..dx {
-                let c = context(values, plane, parent, [x, y, zl], chunk);
+                if !is_coded(parent.is_some(), [x, y, chunk.z0 + zl, chunk.t]) {
+                    continue;
+                }
+                let c = context(values, plane, parent, [x, y, zl], chunk, level);
                 let (mean16, scale) = net.predict(&c);
                 let (m, p) = table.lookup(mean16, scale);
                 encode_value(&mut enc, values[(zl * dy + y) * dx + x], m, p);
@@ -344,7 +410,9 @@ pub fn encode_chunk(
     enc.finish()
 }
 
-/// Decodes one chunk into its run `values` (`dx × dy × nz`).
+/// Decodes one chunk of latent level `level` into its run `values`
+/// (`dx × dy × nz`).
+#[allow(clippy::too_many_arguments)]
 pub fn decode_chunk(
     net: &ContextNet,
     table: &LaplaceTable,
@@ -352,6 +420,7 @@ pub fn decode_chunk(
     plane: [usize; 2],
     parent: Option<&LevelView>,
     chunk: Chunk,
+    level: usize,
     data: &[u8],
 ) -> Result<(), String> {
     let [dx, dy] = plane;
@@ -359,7 +428,11 @@ pub fn decode_chunk(
     for zl in 0..chunk.nz {
         for y in 0..dy {
             for x in 0..dx {
-                let c = context(values, plane, parent, [x, y, zl], chunk);
+                if !is_coded(parent.is_some(), [x, y, chunk.z0 + zl, chunk.t]) {
+                    values[(zl * dy + y) * dx + x] = 0;
+                    continue;
+                }
+                let c = context(values, plane, parent, [x, y, zl], chunk, level);
                 let (mean16, scale) = net.predict(&c);
                 let (m, p) = table.lookup(mean16, scale);
                 values[(zl * dy + y) * dx + x] = decode_value(&mut dec, m, p)?;

@@ -106,6 +106,23 @@ pub fn latent_dims(dims: [usize; 4], l: u8) -> [usize; 4] {
     dims.map(|n| n.div_ceil(1 << l))
 }
 
+/// The first latent of a level that is not coded ([`entropy::is_coded`]) but
+/// not 0 either.
+fn uncoded_nonzero(values: &[i32], [dx, dy, dz, _]: [usize; 4], has_parent: bool) -> Option<usize> {
+    if !has_parent {
+        return None;
+    }
+    values.iter().enumerate().position(|(i, &v)| {
+        let (x, y, z, t) = (
+            i % dx,
+            (i / dx) % dy,
+            (i / (dx * dy)) % dz,
+            i / (dx * dy * dz),
+        );
+        v != 0 && !entropy::is_coded(true, [x, y, z, t])
+    })
+}
+
 /// The contents of a grid scale section, exactly as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GridSection {
@@ -185,6 +202,13 @@ impl GridSection {
                     entropy::MAX_LATENT_ABS
                 ));
             }
+            let has_parent = l + 1 < self.latents.len();
+            if let Some(i) = uncoded_nonzero(values, latent_dims(dims, l as u8), has_parent) {
+                return bad(format!(
+                    "latent level {l} holds {} at index {i}, where the coarser level's sample is (must be 0)",
+                    values[i]
+                ));
+            }
         }
         Ok(())
     }
@@ -230,7 +254,15 @@ impl GridSection {
             let chunks = entropy::chunks(ldims);
             let code = |c: &entropy::Chunk| {
                 let run = &values[c.offset(ldims)..][..c.len(ldims)];
-                entropy::encode_chunk(&net, &table, run, [ldims[0], ldims[1]], parent.as_ref(), *c)
+                entropy::encode_chunk(
+                    &net,
+                    &table,
+                    run,
+                    [ldims[0], ldims[1]],
+                    parent.as_ref(),
+                    *c,
+                    l,
+                )
             };
             #[cfg(feature = "parallel")]
             let coded: Vec<Vec<u8>> = chunks.par_iter().map(code).collect();
@@ -426,6 +458,7 @@ impl GridSection {
                     decode_level(
                         &net,
                         &table,
+                        l,
                         ldims,
                         &mut values,
                         parent.as_ref(),
@@ -472,9 +505,11 @@ impl GridSection {
 
 /// Decodes a level's chunks: each writes only its own run of `values`, so
 /// they run in parallel.
+#[allow(clippy::too_many_arguments)]
 fn decode_level(
     net: &ContextNet,
     table: &LaplaceTable,
+    level: usize,
     dims: [usize; 4],
     values: &mut [i32],
     parent: Option<&LevelView>,
@@ -489,7 +524,16 @@ fn decode_level(
         rest = tail;
     }
     let work = |((run, c), bytes): ((&mut [i32], &entropy::Chunk), &&[u8])| {
-        entropy::decode_chunk(net, table, run, [dims[0], dims[1]], parent, *c, bytes)
+        entropy::decode_chunk(
+            net,
+            table,
+            run,
+            [dims[0], dims[1]],
+            parent,
+            *c,
+            level,
+            bytes,
+        )
     };
     #[cfg(feature = "parallel")]
     let results: Vec<Result<(), String>> = runs
