@@ -563,6 +563,9 @@ fn encode_grid(
     if opts.train.device == train::Device::Gpu {
         bail!("--device gpu trains the SIREN model only (--model siren); the grid model trains on the CPU");
     }
+    // --time counts everything from here: the pyramid, the budgets' plan
+    // and each scale's analysis and calibration, not the training alone.
+    let started = std::time::Instant::now();
     let (normalized, lo, hi) = normalize(volume);
     let info = VolumeInfo {
         dims: volume.dims.map(|d| d as u32),
@@ -621,7 +624,6 @@ fn encode_grid(
     // Under --psnr, λ starts at the slope MSE(bits) has there: about
     // 2·ln 2·MSE per bit per voxel (6 dB per bit).
     let mut lambda = mse.map_or(DEFAULT_GRID_LAMBDA, |m| 2.0 * std::f64::consts::LN_2 * m);
-    let started = std::time::Instant::now();
     let mut report = EncodeReport {
         block: header.block,
         ..Default::default()

@@ -328,6 +328,8 @@ pub fn fit_scale(
     seed: u64,
     progress: &mut dyn Progress,
 ) -> Result<FittedGrid> {
+    // A time limit covers the analysis and calibration too.
+    let entered = Instant::now();
     let levels = scale_levels(opts, dims);
     let arch = GridArchitecture {
         levels,
@@ -400,7 +402,12 @@ pub fn fit_scale(
     // gives them (the latents stay where the analysis put them, so the step
     // decides the size).
     let mut context_fit = ContextFit::new(layout);
+    let first_fit = Instant::now();
     let mut bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_FIRST_PASSES);
+    // What the context's last fit will take, held back from the training.
+    let last_fit = first_fit
+        .elapsed()
+        .mul_f64(CONTEXT_PASSES as f64 / CONTEXT_FIRST_PASSES as f64);
     if let Some((budget, coefficients)) = &byte_goal {
         let budget = *budget;
         // (ln Δ, ln bits) measured last: the next step is the secant's.
@@ -418,7 +425,10 @@ pub fn fit_scale(
                     budget / 8.0
                 );
             }
-            if off.ln().abs() < CALIBRATION_TOLERANCE || round == CALIBRATION_ROUNDS {
+            // Under a time limit the calibration may take half of it.
+            let out_of_time = goal.time.is_some_and(|t| entered.elapsed() * 2 > t);
+            if off.ln().abs() < CALIBRATION_TOLERANCE || round == CALIBRATION_ROUNDS || out_of_time
+            {
                 break;
             }
             // Slope of ln bits over ln Δ: between the last two measurements,
@@ -479,6 +489,11 @@ pub fn fit_scale(
         latents.iter().map(Vec::len).sum(),
     );
     let started = Instant::now();
+    // The training's share of the time: what the analysis and calibration
+    // left, less the context's last fit.
+    let train_time = goal
+        .time
+        .map(|t| t.saturating_sub(entered.elapsed() + last_fit));
     let full = Slab::full(&ldims);
     // Adam's step count per latent chunk: windowed steps update only the
     // chunks they visit.
@@ -556,7 +571,7 @@ pub fn fit_scale(
         adam_synth.update(&mut synth, &gs, lr, t);
         let Some(r) = r else {
             step += 1;
-            fit_schedule(&mut steps, step, most_steps, started, goal.time);
+            fit_schedule(&mut steps, step, most_steps, started, train_time);
             continue;
         };
         let mut g = Vec::new();
@@ -655,7 +670,7 @@ pub fn fit_scale(
             lambda = moved.clamp(LAMBDA_RANGE.0, most_lambda);
         }
         step += 1;
-        fit_schedule(&mut steps, step, most_steps, started, goal.time);
+        fit_schedule(&mut steps, step, most_steps, started, train_time);
     }
     if learn_latents {
         clear_uncoded(&mut latents, &ldims);
