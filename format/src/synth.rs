@@ -136,7 +136,12 @@ pub fn random_grid_scale(
                     let mag = -(u.ln()) * spread;
                     let sign = if rng.unit() < 0.5 { -1.0 } else { 1.0 };
                     // The format holds no latent where the coarser level's sample is.
-                    let p = [i % dx, (i / dx) % dy, (i / (dx * dy)) % dz, i / (dx * dy * dz)];
+                    let p = [
+                        i % dx,
+                        (i / dx) % dy,
+                        (i / (dx * dy)) % dz,
+                        i / (dx * dy * dz),
+                    ];
                     let coded = crate::grid::entropy::is_coded(has_parent, p);
                     if coded {
                         (sign * mag).round() as i32
