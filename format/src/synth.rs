@@ -128,22 +128,15 @@ pub fn random_grid_scale(
     let dims = info.header().level_dims(level);
     let latents = (0..arch.levels)
         .map(|l| {
-            let [dx, dy, dz, dt] = latent_dims(dims, l);
+            let ldims = latent_dims(dims, l);
             let has_parent = l + 1 < arch.levels;
-            (0..dx * dy * dz * dt)
+            (0..ldims.iter().product())
                 .map(|i| {
                     let u = rng.unit().max(1e-6);
                     let mag = -(u.ln()) * spread;
                     let sign = if rng.unit() < 0.5 { -1.0 } else { 1.0 };
                     // The format holds no latent where the coarser level's sample is.
-                    let p = [
-                        i % dx,
-                        (i / dx) % dy,
-                        (i / (dx * dy)) % dz,
-                        i / (dx * dy * dz),
-                    ];
-                    let coded = crate::grid::entropy::is_coded(has_parent, p);
-                    if coded {
+                    if crate::grid::entropy::is_coded_at(has_parent, ldims, i) {
                         (sign * mag).round() as i32
                     } else {
                         0

@@ -13,7 +13,7 @@ pub mod synthesis;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use strata_format::grid::entropy::{is_coded, CONTEXT_INPUTS, WEIGHT_FRAC};
+use strata_format::grid::entropy::{is_coded_at, CONTEXT_INPUTS, WEIGHT_FRAC};
 use strata_format::grid::{latent_dims, GridArchitecture, GridSection, MAX_LATENT_LEVELS};
 use strata_format::synth::SplitMix;
 
@@ -750,18 +750,10 @@ impl ContextFit {
 /// trained latents may have moved.
 fn clear_uncoded(latents: &mut [Vec<f32>], ldims: &[[usize; 4]]) {
     let levels = latents.len();
-    for (l, (level, &[dx, dy, dz, _])) in latents.iter_mut().zip(ldims).enumerate() {
-        if l + 1 == levels {
-            continue;
-        }
+    for (l, (level, &dims)) in latents.iter_mut().zip(ldims).enumerate() {
+        let has_parent = l + 1 < levels;
         for (i, v) in level.iter_mut().enumerate() {
-            let p = [
-                i % dx,
-                (i / dx) % dy,
-                (i / (dx * dy)) % dz,
-                i / (dx * dy * dz),
-            ];
-            if !is_coded(true, p) {
+            if !is_coded_at(has_parent, dims, i) {
                 *v = 0.0;
             }
         }

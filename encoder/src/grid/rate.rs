@@ -260,11 +260,13 @@ unsafe fn chunk_rate_avx2(
 /// The context rows of a latent row, structure of arrays: input `i` of the
 /// latent at x is `rows[i * padded + x]`, 0 outside the chunk (as the
 /// fixed-point `context` has it) and past the row's end; and in `coded`, 1
-/// for the latents coded ([`is_coded`]), 0 for the others.
+/// for the latents coded ([`is_coded`]), 0 for the others. `column`: scratch
+/// of at least the parent level's row length.
 #[allow(clippy::too_many_arguments)]
 fn fill_context_rows(
     rows: &mut [f32],
     coded: &mut [f32],
+    column: &mut [f32],
     padded: usize,
     run: &[f32],
     [dx, dy]: [usize; 2],
@@ -299,7 +301,8 @@ fn fill_context_rows(
             *d = prow[(x / 2).min(px - 1)].clamp(-lim, lim);
         }
         // The parents' activity: Σ |p| over their 2×2×2, by parent column.
-        let mut column = vec![0f32; px];
+        let column = &mut column[..px];
+        column.fill(0.0);
         for qt in parents(c.t, pt) {
             for qz in parents(z, pz) {
                 for qy in parents(y, py) {
@@ -315,15 +318,11 @@ fn fill_context_rows(
             let sum: f32 = parents(x, px).map(|q| column[q]).sum();
             *d = log2_eighths(1 + sum.round() as u32) as f32;
         }
-        for (k, v) in [0, y, z, c.t].into_iter().enumerate() {
-            let dst = &mut rows[(PARITY_INPUT + k) * padded..][..dx];
-            if k == 0 {
-                for (x, d) in dst.iter_mut().enumerate() {
-                    *d = (x & 1) as f32;
-                }
-            } else {
-                dst.fill((v & 1) as f32);
-            }
+        for (x, d) in rows[PARITY_INPUT * padded..][..dx].iter_mut().enumerate() {
+            *d = (x & 1) as f32;
+        }
+        for (k, v) in [y, z, c.t].into_iter().enumerate() {
+            rows[(PARITY_INPUT + 1 + k) * padded..][..dx].fill((v & 1) as f32);
         }
     }
     rows[LEVEL_INPUT * padded..][..dx].fill(level as f32);
@@ -365,6 +364,7 @@ fn chunk_rate_generic<const FMA: bool>(
     let mut rows = vec![0f32; n * padded];
     let mut own = vec![0f32; padded];
     let mut coded = vec![0f32; padded];
+    let mut column = vec![0f32; parent.map_or(0, |(_, d)| d[0])];
     let mut hid: Vec<Lanes> = vec![[0.0; LANES]; h];
     // Per-lane parameter gradients, summed over lanes at the end.
     let mut gl: Vec<Lanes> = vec![
@@ -382,6 +382,7 @@ fn chunk_rate_generic<const FMA: bool>(
             fill_context_rows(
                 &mut rows,
                 &mut coded,
+                &mut column,
                 padded,
                 run,
                 [dx, dy],

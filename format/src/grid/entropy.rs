@@ -82,6 +82,18 @@ pub fn is_coded(has_parent: bool, [x, y, z, t]: [usize; 4]) -> bool {
     !has_parent || (x | y | z | t) & 1 == 1
 }
 
+/// [`is_coded`] for the latent at index `i` of a level of `dims` (x fastest).
+#[inline]
+pub fn is_coded_at(has_parent: bool, [dx, dy, dz, _]: [usize; 4], i: usize) -> bool {
+    let p = [
+        i % dx,
+        (i / dx) % dy,
+        (i / (dx * dy)) % dz,
+        i / (dx * dy * dz),
+    ];
+    is_coded(has_parent, p)
+}
+
 /// round(2^(-2^-(i+1)) · 2^30): the factors of a binary fraction's power.
 const EXP2_FRACTION: [u64; 16] = [
     759250125, 902905651, 984625594, 1028218693, 1050733751, 1062175491, 1067942999, 1070838486,

@@ -108,19 +108,11 @@ pub fn latent_dims(dims: [usize; 4], l: u8) -> [usize; 4] {
 
 /// The first latent of a level that is not coded ([`entropy::is_coded`]) but
 /// not 0 either.
-fn uncoded_nonzero(values: &[i32], [dx, dy, dz, _]: [usize; 4], has_parent: bool) -> Option<usize> {
-    if !has_parent {
-        return None;
-    }
-    values.iter().enumerate().position(|(i, &v)| {
-        let (x, y, z, t) = (
-            i % dx,
-            (i / dx) % dy,
-            (i / (dx * dy)) % dz,
-            i / (dx * dy * dz),
-        );
-        v != 0 && !entropy::is_coded(true, [x, y, z, t])
-    })
+fn uncoded_nonzero(values: &[i32], dims: [usize; 4], has_parent: bool) -> Option<usize> {
+    values
+        .iter()
+        .enumerate()
+        .position(|(i, &v)| v != 0 && !entropy::is_coded_at(has_parent, dims, i))
 }
 
 /// The contents of a grid scale section, exactly as stored.
