@@ -13,9 +13,12 @@
 // straight-line code (its parameters baked in as literals on big grids) or,
 // for wide networks, loops of constant bounds.
 //
-// Level 0 has the grid's dims: its channel is the latent itself (the CPU's
+// The channels are the section's latents as f32, or for a lifted section
+// each level below the coarsest through the inverse 5/3 lifting: the CPU
+// computes them (GridSection::channels) and both synthesize from the same.
+// Level 0 has the grid's dims: its channel is taken as it is (the CPU's
 // weights are then exactly 1 and 0). Coarser levels, as the CPU does per
-// row: the workgroup first sums the 8 latent rows of its voxel row in t, z,
+// row: the workgroup first sums the 8 channel rows of its voxel row in t, z,
 // y order (j0 before j1 on each axis) at the latent samples its 64 voxels
 // reach (≤ 33), into workgroup memory; each voxel then takes
 // (1 − w_x)·c[j0] + w_x·c[j1]. The CPU skips rows of weight 0; adding their
@@ -32,7 +35,7 @@ struct Params {
     dispatch: vec4<u32>,
     // Per level: its dims (x, y, z, t); level 0's are the grid's.
     level_dims: array<vec4<u32>, LEVELS>,
-    // Per level ≥ 1: x, where its latents start in coarse_latents.
+    // Per level ≥ 1: x, where its channel starts in coarse_channels.
     level_offset: array<vec4<u32>, LEVELS>,
 }
 
@@ -40,11 +43,11 @@ struct Params {
 // Per layer: weights (inputs × outputs, outputs fastest), then biases;
 // zero-padded to whole vec4s.
 @group(0) @binding(1) var<uniform> synthesis: array<vec4<f32>, SYNTHESIS_VEC4S>;
-// Level 0's latents, x fastest.
-@group(0) @binding(2) var<storage, read> latents0: array<i32>;
+// Level 0's channel, x fastest.
+@group(0) @binding(2) var<storage, read> channels0: array<f32>;
 // Levels 1, 2, … one after the other (apart from level 0, so that neither
 // buffer is much larger than the grid: the binding limit is the grid's).
-@group(0) @binding(3) var<storage, read> coarse_latents: array<i32>;
+@group(0) @binding(3) var<storage, read> coarse_channels: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grid: array<f32>;
 
 const WG: u32 = 64u;
@@ -102,7 +105,7 @@ fn combine(l: u32, v: vec4<u32>, j: u32) -> f32 {
             for (var e = 0u; e < 2u; e++) {
                 let w = tap_weight(tt, a) * tap_weight(tz, b) * tap_weight(ty, e);
                 let row = ((tap_index(tt, a) * d.z + tap_index(tz, b)) * d.y + tap_index(ty, e)) * d.x;
-                c += w * f32(coarse_latents[base + row]);
+                c += w * coarse_channels[base + row];
             }
         }
     }

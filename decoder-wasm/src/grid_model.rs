@@ -1,5 +1,7 @@
-//! One grid scale in GPU buffers: its latents as the integers the section
-//! holds (the shader converts them, exactly), its synthesis parameters as
+//! One grid scale in GPU buffers: its channels (`GridSection::channels`: the
+//! latents as f32, lifted sections' levels through the inverse 5/3 lifting,
+//! computed on the CPU so that every decoder interpolates the same values),
+//! its synthesis parameters as
 //! stored (binary16 values in f32) in a uniform buffer (at most 12 levels
 //! and 4 layers of 64: 53 KB, within WebGPU's guaranteed 64 KiB), and the
 //! per-level dims and offsets. The latents' entropy decoding stays on the CPU (the
@@ -22,17 +24,13 @@ pub struct GridScaleBuffers {
     pub params: Vec<f32>,
     /// The same, zero-padded to whole vec4s (uniform).
     pub synthesis: wgpu::Buffer,
-    /// Level 0's latents (i32).
-    pub latents0: wgpu::Buffer,
-    /// Levels 1, 2, … concatenated (i32; 4 bytes when there are none).
-    pub coarse_latents: wgpu::Buffer,
-    /// Per level its dims, then per level its offset in `coarse_latents`,
+    /// Level 0's channel (f32).
+    pub channels0: wgpu::Buffer,
+    /// Levels 1, 2, … concatenated (f32; 4 bytes when there are none).
+    pub coarse_channels: wgpu::Buffer,
+    /// Per level its dims, then per level its offset in `coarse_channels`,
     /// one `vec4<u32>` each (the shader's `level_dims`, `level_offset`).
     pub levels: Vec<u32>,
-}
-
-fn i32_bytes(v: &[i32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 impl GridScaleBuffers {
@@ -55,6 +53,15 @@ impl GridScaleBuffers {
                 "grid scale {level}: its parameters or latent levels do not match its architecture"
             )));
         }
+        if section
+            .lifting
+            .as_ref()
+            .is_some_and(|l| l.gains.len() + 1 != section.latents.len())
+        {
+            return Err(DecodeError::Usage(format!(
+                "grid scale {level}: its band gains do not match its latent levels"
+            )));
+        }
         let mut levels = Vec::with_capacity(8 * section.latents.len());
         let mut offsets = Vec::with_capacity(4 * section.latents.len());
         let mut coarse = Vec::new();
@@ -74,10 +81,15 @@ impl GridScaleBuffers {
             let offset = if l == 0 { 0 } else { coarse.len() };
             offsets.extend([offset as u32, 0, 0, 0]);
             if l > 0 {
-                coarse.extend_from_slice(values);
+                coarse.reserve(values.len());
             }
         }
         levels.extend(offsets);
+        let mut channels = section.channels(dims).into_iter();
+        let channels0 = channels.next().unwrap_or_default();
+        for c in channels {
+            coarse.extend_from_slice(&c);
+        }
         let mut params = section.synthesis.clone();
         params.resize(params.len().next_multiple_of(4), 0.0);
         gpu.check_buffer(
@@ -118,14 +130,14 @@ impl GridScaleBuffers {
                 &to_bytes(&params),
                 wgpu::BufferUsages::UNIFORM,
             ),
-            latents0: storage(
-                "finest latents",
-                &i32_bytes(&section.latents[0]),
+            channels0: storage(
+                "finest channel",
+                &to_bytes(&channels0),
                 wgpu::BufferUsages::STORAGE,
             ),
-            coarse_latents: storage(
-                "coarser latents",
-                &i32_bytes(&coarse),
+            coarse_channels: storage(
+                "coarser channels",
+                &to_bytes(&coarse),
                 wgpu::BufferUsages::STORAGE,
             ),
             levels,

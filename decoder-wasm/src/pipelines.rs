@@ -302,8 +302,8 @@ impl Pipelines {
             entries: &[
                 entry(0, &params),
                 entry(1, &scale.synthesis),
-                entry(2, &scale.latents0),
-                entry(3, &scale.coarse_latents),
+                entry(2, &scale.channels0),
+                entry(3, &scale.coarse_channels),
                 entry(4, &grid.buffer),
             ],
         });

@@ -131,7 +131,7 @@ pub fn grid_synthesis_source(shapes: &[(usize, usize)], baked: Option<&[f32]>) -
     s.push_str("\nfn synthesize(i: u32, v: vec4<u32>) -> f32 {\n");
     // A loop over the levels: unrolled, lavapipe ran 1.7× slower.
     let _ = writeln!(s, "    var x: array<f32, {levels}>;");
-    s.push_str("    x[0] = f32(latents0[i]);\n");
+    s.push_str("    x[0] = channels0[i];\n");
     s.push_str("    for (var l = 1u; l < LEVELS; l++) {\n        x[l] = channel(l, v);\n    }\n");
     if macs <= STRAIGHT_LINE_MACS {
         straight_line_mlp(&mut s, shapes, baked);

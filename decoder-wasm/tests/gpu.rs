@@ -11,7 +11,8 @@ use strata_decoder::{
 use strata_format::decode::{add_blocks, sin_approx, upsample_add, ScaleModel};
 use strata_format::grid::add_synthesis;
 use strata_format::synth::{
-    default_architecture, random_grid_scale, random_scale, random_scales, SplitMix,
+    default_architecture, random_grid_scale, random_scale, random_scales, with_random_lifting,
+    SplitMix,
 };
 use strata_format::{
     decode, Architecture, ArchiveWriter, Codec, DataType, GridArchitecture, GridSection, Header,
@@ -279,18 +280,23 @@ fn grid_arch(levels: u8, synthesis: &[u16]) -> GridArchitecture {
     }
 }
 
-/// GPU grid synthesis into a random grid vs `add_synthesis`; the worst
-/// relative error.
+/// GPU grid synthesis into a random grid vs `add_synthesis` (of a 5/3-lifted
+/// section when `lifted`); the worst relative error.
 fn check_synthesis(
     gpu: &Gpu,
     p: &mut Pipelines,
     params: &str,
     dims: [u32; 4],
     arch: &GridArchitecture,
+    lifted: bool,
 ) -> f64 {
     let vi = info(dims, 1, [8, 8, 8]);
     let seed = dims.iter().map(|&d| d as u64).sum::<u64>() + arch.levels as u64;
-    let section = random_grid_scale(&vi, 0, arch, 2.0, &mut SplitMix(seed));
+    let mut rng = SplitMix(seed);
+    let mut section = random_grid_scale(&vi, 0, arch, 2.0, &mut rng);
+    if lifted {
+        section = with_random_lifting(section, &mut rng);
+    }
     let dims = vi.header().level_dims(0);
     let base = random(dims.iter().product(), seed + 1);
     let mut cpu = base.clone();
@@ -299,7 +305,7 @@ fn check_synthesis(
     p.add_synthesis(gpu, &section, &grid).unwrap();
     let (err, range) = rel_error(&grid.read(gpu).unwrap(), &cpu);
     eprintln!(
-        "synthesis {dims:?}, {} levels, hidden {:?}, parameters {params}: worst {err:.2e} of range {range:.3}",
+        "synthesis {dims:?}, {} levels, hidden {:?}, parameters {params}, lifted {lifted}: worst {err:.2e} of range {range:.3}",
         arch.levels, arch.synthesis
     );
     assert!(err <= TOL, "GPU grid synthesis off by {err:e} of the range");
@@ -333,17 +339,19 @@ fn grid_synthesis_matches_its_cpu_twin() {
         ([130, 3, 2, 2], 7, &[12, 12]),
         ([65, 5, 3, 1], 3, &[16]),
     ];
-    // Parameters from the uniform buffer, and baked into the shader.
+    // Parameters from the uniform buffer (of lifted sections), and baked
+    // into the shader (interpolating ones): the channels reach the GPU the
+    // same way for both transforms.
     let mut baked = Pipelines::new(&gpu).unwrap().baking_synthesis_from(0);
     for (dims, levels, hidden) in cases {
         let arch = grid_arch(levels, hidden);
-        worst = worst.max(check_synthesis(&gpu, &mut p, "uniform", dims, &arch));
+        worst = worst.max(check_synthesis(&gpu, &mut p, "uniform", dims, &arch, true));
         let how = if synthesis_can_bake(&arch.synthesis_shapes()) {
             "baked"
         } else {
             "uniform (too wide to bake)"
         };
-        worst = worst.max(check_synthesis(&gpu, &mut baked, how, dims, &arch));
+        worst = worst.max(check_synthesis(&gpu, &mut baked, how, dims, &arch, false));
     }
     eprintln!("grid synthesis: worst case {worst:.2e} of the value range");
     // Latents that do not fit the grid are refused, not a panic.
@@ -458,7 +466,11 @@ fn mixed_archive(vi: &VolumeInfo, kinds: &str, seed: u64) -> Vec<u8> {
                 synthesis: vec![12, 12],
                 context_hidden: 4,
             };
-            let g: GridSection = random_grid_scale(vi, level, &arch, 1.5, &mut rng);
+            let mut g: GridSection = random_grid_scale(vi, level, &arch, 1.5, &mut rng);
+            // Both transforms in one archive.
+            if level % 2 == 1 {
+                g = with_random_lifting(g, &mut rng);
+            }
             w.add_scale(&g).unwrap();
         }
     }

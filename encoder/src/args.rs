@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::grid::GridOptions;
+use crate::grid::{GridOptions, Transform};
 use crate::train::{Device, TrainOptions};
 use crate::{EncodeOptions, ModelKind, Quantization};
 
@@ -104,9 +104,20 @@ pub struct EncodeArgs {
     /// random slab; 1: whole-scale steps). Default: slabs of about 0.5 M voxels.
     #[arg(long)]
     grid_sample: Option<f32>,
+    /// Grid model: what the latent levels hold — a 5/3 wavelet's details
+    /// (lifting) or what the coarser levels leave at their samples
+    /// (interpolating, the archives before it).
+    #[arg(long, value_enum, default_value = "lifting")]
+    grid_transform: TransformArg,
     /// Grid model: stop training after about this many seconds in all.
     #[arg(long, value_name = "SECONDS")]
     time: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransformArg {
+    Lifting,
+    Interpolating,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -185,6 +196,10 @@ impl EncodeArgs {
                 steps: args.grid_steps,
                 lr: args.grid_lr,
                 sample: args.grid_sample.map(|s| s.clamp(1e-3, 1.0)),
+                transform: match args.grid_transform {
+                    TransformArg::Lifting => Transform::Lifting,
+                    TransformArg::Interpolating => Transform::Interpolating,
+                },
                 ..GridOptions::default()
             },
             time_limit: match args.time {

@@ -578,10 +578,18 @@ fn encode_grid(
         spacing: volume.spacing,
     };
     let header = info.header();
+    // Lifted scales continue the latent levels' wavelet across sections
+    // (subsampled instead: MNI152 at half size, no training, CR 50 / 200:
+    // 45.81 / 33.12 dB → 43.07 / 31.46; engine at half size 47.91 / 34.78
+    // → 46.22 / 32.66).
+    let downsampling = match opts.grid.transform {
+        grid::Transform::Lifting => Downsampling::Lifting,
+        grid::Transform::Interpolating => Downsampling::Subsample,
+    };
     let levels = pyramid::build(
         Grid::new(volume.dims, normalized),
         opts.scales,
-        Downsampling::Subsample,
+        downsampling,
     );
     let meta = serde_json::json!({ "name": name }).to_string();
     let header_bytes = strata_format::header_len(opts.scales as usize + 1) as u64;

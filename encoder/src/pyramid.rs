@@ -40,6 +40,10 @@ pub enum Downsampling {
     /// error again (MNI152 at half size, CR ≈ 38: low-passed scales 38.2 dB
     /// where one scale alone gave 41.0).
     Subsample,
+    /// The coarse part of one level of the 5/3 wavelet (a local mean, where
+    /// a sample would alias): lifted grid scales, whose latent levels are
+    /// that wavelet's, continue it across sections.
+    Lifting,
 }
 
 /// Keeps every other sample along one axis, low-passed first by `taps`.
@@ -77,6 +81,11 @@ pub fn downsample(grid: &Grid, how: Downsampling) -> Grid {
     let taps = match how {
         Downsampling::LowPass => TAPS,
         Downsampling::Subsample => [0.0, 1.0, 0.0],
+        Downsampling::Lifting => {
+            let mut lifted = grid.clone();
+            strata_format::grid::lifting::forward(&mut lifted.data, grid.dims);
+            return downsample(&lifted, Downsampling::Subsample);
+        }
     };
     (0..4).fold(grid.clone(), |g, axis| down_axis(&g, axis, taps))
 }

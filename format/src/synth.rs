@@ -165,5 +165,16 @@ pub fn random_grid_scale(
         synthesis,
         context,
         latents,
+        lifting: None,
     }
+}
+
+/// `section` made a 5/3-lifted one (transform 1) with random band gains in
+/// [0.5, 3) (binary16), its latents left as they are.
+pub fn with_random_lifting(mut section: GridSection, rng: &mut SplitMix) -> GridSection {
+    let gains = (1..section.arch.levels)
+        .map(|_| std::array::from_fn(|_| half::f16::from_f32(0.5 + 2.5 * rng.unit()).to_f32()))
+        .collect();
+    section.lifting = Some(crate::grid::Lifting { gains });
+    section
 }

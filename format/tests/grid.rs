@@ -5,7 +5,7 @@
 //! that pins the fixed-point entropy model's output bit for bit.
 
 use strata_format::grid::{add_synthesis, latent_dims, GridArchitecture, GridSection};
-use strata_format::synth::{random_grid_scale, SplitMix};
+use strata_format::synth::{random_grid_scale, with_random_lifting, SplitMix};
 use strata_format::{
     decode, Archive, ArchiveWriter, Codec, DataType, Limits, ScaleRef, VolumeInfo,
 };
@@ -31,9 +31,18 @@ fn archive(info: &VolumeInfo, sections: &[GridSection]) -> Vec<u8> {
     w.finish().unwrap()
 }
 
+/// Random sections, the odd levels' 5/3-lifted (both transforms in one
+/// archive).
 fn sections(info: &VolumeInfo, arch: &GridArchitecture, rng: &mut SplitMix) -> Vec<GridSection> {
     (0..info.scales)
-        .map(|l| random_grid_scale(info, l, arch, 1.5, rng))
+        .map(|l| {
+            let s = random_grid_scale(info, l, arch, 1.5, rng);
+            if l % 2 == 1 {
+                with_random_lifting(s, rng)
+            } else {
+                s
+            }
+        })
         .collect()
 }
 
@@ -125,6 +134,54 @@ fn no_latent_is_stored_where_the_coarser_level_has_its_sample() {
     let mut w = ArchiveWriter::new(info.clone(), Codec::Best(3));
     let e = w.add_scale(&s).unwrap_err().to_string();
     assert!(e.contains("latent level 0 holds 3 at index 2"), "{e}");
+}
+
+/// A lifted section's transform byte and band gains are checked: an unknown
+/// transform, a gain that is not finite or the wrong number of gains is a
+/// clear error, not a panic.
+#[test]
+fn lifted_sections_check_their_transform_and_gains() {
+    let info = info([12, 10, 9, 1], 1);
+    let arch = GridArchitecture {
+        levels: 3,
+        synthesis: vec![4],
+        context_hidden: 2,
+    };
+    let mut rng = SplitMix(12);
+    let s = with_random_lifting(random_grid_scale(&info, 0, &arch, 2.0, &mut rng), &mut rng);
+    let good = archive(&info, std::slice::from_ref(&s));
+    let a = Archive::read(&good, &Limits::default()).unwrap();
+    assert_eq!(grid_sections(&a)[0], &s);
+    // The transform byte is the section's 24th; the first gain follows the
+    // context parameters. The parser itself must catch the damage.
+    let entry = a.header.sections[0].clone();
+    let start = entry.offset as usize;
+    let damaged = |at: usize, bytes: &[u8]| {
+        let mut b = good[start..start + entry.length as usize].to_vec();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        let raw = strata_format::RawSection {
+            index: 0,
+            entry: entry.clone(),
+            bytes: b,
+        };
+        raw.decode(&a.header, &Limits::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let e = damaged(23, &[2]);
+    assert!(e.contains("latent transform 2"), "{e}");
+    let gains_at = 24 + 2 + 2 * arch.synthesis_params() + 2 * arch.context_params();
+    let e = damaged(gains_at, &half::f16::NAN.to_bits().to_le_bytes());
+    assert!(e.contains("band gain NaN is not finite"), "{e}");
+    let mut wrong = s.clone();
+    wrong.lifting.as_mut().unwrap().gains.pop();
+    let mut w = ArchiveWriter::new(info.clone(), Codec::Best(3));
+    let e = w.add_scale(&wrong).unwrap_err().to_string();
+    assert!(
+        e.contains("1 levels of band gains, the lifting needs 2"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -11,7 +11,9 @@ use rayon::prelude::*;
 #[cfg(test)]
 use super::synthesis;
 use super::synthesis::Interpolation;
+use strata_format::decode::upsample;
 use strata_format::grid::entropy::is_coded;
+use strata_format::grid::lifting::{self, axis_energy, odd_axes};
 
 /// The steps Δ a scale may start at (normalized units).
 pub const STEP_RANGE: (f32, f32) = (1e-3, 2.0);
@@ -32,28 +34,268 @@ pub fn step_for_lambda(lambda: f64) -> f32 {
 /// 1.55 → 44.52 / 36.22 / 31.09).
 pub const LEVEL_STEP_RATIO: f32 = 1.6;
 
-/// The step of latent level `l` when the finest level's is `delta`.
-pub fn level_step(delta: f32, l: usize) -> f32 {
-    delta / LEVEL_STEP_RATIO.powi(l as i32)
+/// A lifted level's step is (its energy / the finest's)^(-this/2) of the
+/// finest step: 1 would give every coefficient the same share of the error;
+/// under the context model a little less weight on the coarse levels does
+/// as well or better (no training, CR 50 / 100 / 200 / 500, dB — MNI152 at
+/// half size: 1.0 → 45.81 / 37.90 / 33.12 / 28.57, 0.8 → 45.72 / 37.93 /
+/// 33.10 / 28.57; engine at half size: 1.0 → 47.91 / 41.22 / 34.78 /
+/// 28.65, 0.8 → 48.33 / 41.43 / 34.88 / 28.57). The band gains stay at
+/// full weight (½: MNI152 half, CR 200, 33.12 → 32.84 dB).
+const LIFTED_LEVEL_WEIGHT: f64 = 0.8;
+
+/// How a grid scale's latent levels make its values (the section's
+/// transform, `docs/FORMAT.md` §8.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// Each level what the coarser ones leave at its samples.
+    Interpolating,
+    /// Each level below the coarsest the details of a 5/3 wavelet level.
+    Lifting,
 }
 
-/// Latents whose interpolated, level-step-weighted sum approximates
-/// `target`, coarsest level first: each level holds what the coarser ones
-/// left at its own sample points (latent j of level l sits at voxel 2^l·j),
-/// rounded in units of its step (closed loop: a level sees the coarser
-/// ones' rounding). An interpolating pyramid: the coarser levels are exact
-/// at their samples, so a finer level's latents there stay near zero
-/// (MNI152 at CR ≈ 60, order-0 bits: 43.8 dB where the interpolation-
-/// weighted means gave 41.5). `None`: not rounded, in the target's units
-/// (the open-loop coefficients [`step_for_bits`] measures).
-pub fn analyse(interp: &Interpolation, target: &[f32], delta: Option<f32>) -> Vec<Vec<f32>> {
-    analyse_with_error(interp, target, delta).0
+/// A scale's latent levels under one transform: the steps of its levels
+/// relative to the finest level's, and (lifted) its band gains.
+pub struct Analysis {
+    pub interp: Interpolation,
+    pub transform: Transform,
+    /// Per level, its step over the finest level's.
+    factors: Vec<f32>,
+    /// Per level below the coarsest, the gains of its bands with 1–4 odd
+    /// coordinates (binary16 values; lifted only).
+    pub gains: Vec<[f32; 4]>,
 }
 
-/// [`analyse`], and the squared error its latents leave (Σ over voxels: the
-/// finest level's rounding, every voxel being one of its samples).
-pub fn analyse_with_error(
+/// Level `l`'s step over level 0's in an interpolating pyramid.
+fn interpolating_factor(l: usize) -> f32 {
+    LEVEL_STEP_RATIO.powi(-(l as i32))
+}
+
+/// The energy a unit coefficient of level `l` spreads into a grid with
+/// `axes` axes longer than one voxel: a band of `odd` odd coordinates, or a
+/// sample of the coarsest level.
+fn lifted_energy(l: u8, odd: usize, coarsest: bool, axes: usize) -> f64 {
+    if coarsest {
+        return axis_energy(l, false, true).powi(axes as i32);
+    }
+    axis_energy(l, true, false).powi(odd as i32)
+        * axis_energy(l, false, false).powi(axes.saturating_sub(odd) as i32)
+}
+
+/// The step of pyramid octave `j` (a coarser scale's finest latent level)
+/// when the finest level's step is `delta`.
+pub fn octave_step(transform: Transform, delta: f32, j: usize) -> f32 {
+    match transform {
+        Transform::Interpolating => delta * interpolating_factor(j),
+        Transform::Lifting => {
+            let band = |l: usize| lifted_energy(l.min(8) as u8, 1, false, 3);
+            delta * (band(0) / band(j)).sqrt() as f32
+        }
+    }
+}
+
+impl Analysis {
+    pub fn new(transform: Transform, dims: [usize; 4], levels: u8) -> Analysis {
+        let interp = Interpolation::new(dims, levels);
+        let n = levels as usize;
+        let axes = dims.iter().filter(|&&d| d > 1).count();
+        let (factors, gains) = match transform {
+            Transform::Interpolating => ((0..n).map(interpolating_factor).collect(), Vec::new()),
+            Transform::Lifting => {
+                // Steps Δ/√energy give every coefficient the same share of
+                // the error (MNI152 at half size, order-0 bits, CR 50: one
+                // step ratio per level 41.45 dB, by energy 42.04); the
+                // levels' a little less (LIFTED_LEVEL_WEIGHT).
+                let band = |l: usize, k: usize| lifted_energy(l as u8, k, false, axes);
+                let finest = band(0, 1);
+                let factors = (0..n)
+                    .map(|l| {
+                        let e = if l + 1 == n {
+                            lifted_energy(l as u8, 0, true, axes)
+                        } else {
+                            band(l, 1)
+                        };
+                        (finest / e).powf(0.5 * LIFTED_LEVEL_WEIGHT) as f32
+                    })
+                    .collect();
+                let gains = (0..n.saturating_sub(1))
+                    .map(|l| {
+                        std::array::from_fn(|k| {
+                            let g = (band(l, 1) / band(l, k + 1)).sqrt() as f32;
+                            half::f16::from_f32(g).to_f32()
+                        })
+                    })
+                    .collect();
+                (factors, gains)
+            }
+        };
+        Analysis {
+            interp,
+            transform,
+            factors,
+            gains,
+        }
+    }
+
+    /// The step of latent level `l` when the finest level's is `delta`.
+    pub fn level_step(&self, delta: f32, l: usize) -> f32 {
+        delta * self.factors[l]
+    }
+
+    /// Latents whose synthesis approximates `target`, rounded in units of
+    /// their level's step (the finest `delta`); `None`: not rounded, in the
+    /// target's units (the open-loop coefficients [`Self::step_for_bits`]
+    /// measures).
+    pub fn analyse(&self, target: &[f32], delta: Option<f32>) -> Vec<Vec<f32>> {
+        self.analyse_with_error(target, delta).0
+    }
+
+    /// [`Self::analyse`], and the squared error its latents leave.
+    pub fn analyse_with_error(&self, target: &[f32], delta: Option<f32>) -> (Vec<Vec<f32>>, f64) {
+        match self.transform {
+            Transform::Interpolating => {
+                analyse_interpolating(&self.interp, &self.factors, target, delta)
+            }
+            Transform::Lifting => self.analyse_lifted(target, delta),
+        }
+    }
+
+    /// The levels as the synthesis interpolates them (what
+    /// `GridSection::channels` gives the decoder): lifted levels through
+    /// the inverse transform, else the latents themselves.
+    pub fn channels(&self, latents: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let coarsest = latents.len().saturating_sub(1);
+        latents
+            .par_iter()
+            .enumerate()
+            .map(|(l, y)| match self.transform {
+                Transform::Lifting if l < coarsest => {
+                    let q: Vec<i32> = y.iter().map(|&v| v as i32).collect();
+                    lifting::channel(&q, self.interp.ldims[l], self.gains[l])
+                }
+                _ => y.clone(),
+            })
+            .collect()
+    }
+
+    /// A closed-loop 5/3 analysis: each level's target is the wavelet's
+    /// coarse part of the next finer one's; coarsest first, a level codes
+    /// the details of what the coarser levels' reconstruction leaves of its
+    /// target (so their rounding is corrected where it can be), rounded in
+    /// units of its step times its band's gain.
+    fn analyse_lifted(&self, target: &[f32], delta: Option<f32>) -> (Vec<Vec<f32>>, f64) {
+        let ldims = &self.interp.ldims;
+        let n = ldims.len();
+        let mut targets = vec![target.to_vec()];
+        for l in 0..n - 1 {
+            let mut c = targets[l].clone();
+            lifting::forward(&mut c, ldims[l]);
+            targets.push(evens(&c, ldims[l], ldims[l + 1]));
+        }
+        let step = |l: usize| delta.map_or(1.0, |d| self.level_step(d, l));
+        let round = |c: f32| if delta.is_some() { c.round() } else { c };
+        let mut latents = vec![Vec::new(); n];
+        latents[n - 1] = targets[n - 1]
+            .iter()
+            .map(|&v| round(v / step(n - 1)))
+            .collect();
+        let mut rec: Vec<f32> = latents[n - 1].iter().map(|&q| q * step(n - 1)).collect();
+        for l in (0..n - 1).rev() {
+            let d = ldims[l];
+            let predicted = upsample(&rec, ldims[l + 1], d);
+            let mut e: Vec<f32> = targets[l]
+                .iter()
+                .zip(&predicted)
+                .map(|(t, p)| t - p)
+                .collect();
+            lifting::forward(&mut e, d);
+            let s = step(l);
+            let gains = self.gains[l];
+            latents[l] = e
+                .par_iter()
+                .enumerate()
+                .map(|(i, &c)| match odd_axes(d, i) {
+                    0 => 0.0,
+                    k => round(c / (s * gains[k - 1])),
+                })
+                .collect();
+            if delta.is_none() {
+                // Open loop: the coarser levels' reconstruction is exact.
+                rec = targets[l].clone();
+                continue;
+            }
+            let q: Vec<i32> = latents[l].iter().map(|&v| v as i32).collect();
+            let lifted = lifting::channel(&q, d, gains);
+            rec = predicted
+                .iter()
+                .zip(&lifted)
+                .map(|(p, v)| p + s * v)
+                .collect();
+        }
+        let sq_error = rec
+            .iter()
+            .zip(target)
+            .map(|(r, t)| ((r - t) as f64).powi(2))
+            .sum();
+        (latents, sq_error)
+    }
+
+    /// The step whose analysis leaves a mean squared error of about `mse`
+    /// (bisection on ln Δ; the error grows with Δ).
+    pub fn step_for_mse(&self, target: &[f32], mse: f64) -> f32 {
+        let voxels = target.len().max(1) as f64;
+        let (mut lo, mut hi) = (STEP_RANGE.0.ln(), STEP_RANGE.1.ln());
+        for _ in 0..12 {
+            let mid = 0.5 * (lo + hi);
+            let (_, err) = self.analyse_with_error(target, Some(mid.exp()));
+            if err / voxels < mse {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        (0.5 * (lo + hi)).exp()
+    }
+
+    /// Bits the open-loop coefficients take rounded in units of their
+    /// level's step (the finest `delta`; lifted levels: times their band's
+    /// gain), by each level's histogram (order-0 entropy; the context model
+    /// does better).
+    pub fn entropy_bits(&self, coefficients: &[Vec<f32>], delta: f32) -> f64 {
+        entropy_bits(coefficients, |l| self.level_step(delta, l))
+    }
+
+    /// The step whose rounded coefficients take about `bits`.
+    pub fn step_for_bits(&self, coefficients: &[Vec<f32>], bits: f64) -> f32 {
+        step_spending(bits, |delta| self.entropy_bits(coefficients, delta))
+    }
+}
+
+/// The all-even samples of a level of `dims`: the next coarser level.
+fn evens(values: &[f32], dims: [usize; 4], coarse: [usize; 4]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(coarse.iter().product());
+    for t in 0..coarse[3] {
+        for z in 0..coarse[2] {
+            for y in 0..coarse[1] {
+                let row = (2 * y + dims[1] * (2 * z + dims[2] * 2 * t)) * dims[0];
+                out.extend((0..coarse[0]).map(|x| values[row + 2 * x]));
+            }
+        }
+    }
+    out
+}
+
+/// An interpolating pyramid's latents: each level holds what the coarser
+/// ones left at its own sample points (latent j of level l sits at voxel
+/// 2^l·j), rounded in units of its step (closed loop: a level sees the
+/// coarser ones' rounding). The coarser levels are exact at their samples,
+/// so a finer level's latents there stay near zero (MNI152 at CR ≈ 60,
+/// order-0 bits: 43.8 dB where the interpolation-weighted means gave 41.5).
+/// The error: Σ over voxels of the finest level's rounding, every voxel
+/// being one of its samples.
+fn analyse_interpolating(
     interp: &Interpolation,
+    factors: &[f32],
     target: &[f32],
     delta: Option<f32>,
 ) -> (Vec<Vec<f32>>, f64) {
@@ -65,7 +307,7 @@ pub fn analyse_with_error(
         .map(|d| vec![0.0; d.iter().product()])
         .collect();
     let steps: Vec<f32> = (0..levels)
-        .map(|l| delta.map_or(1.0, |d| level_step(d, l)))
+        .map(|l| delta.map_or(1.0, |d| d * factors[l]))
         .collect();
     let mut sq_error = 0f64;
     for l in (0..levels).rev() {
@@ -109,23 +351,6 @@ pub fn analyse_with_error(
     (latents, sq_error)
 }
 
-/// The step whose analysis leaves a mean squared error of about `mse`
-/// (bisection on ln Δ; the error grows with Δ).
-pub fn step_for_mse(interp: &Interpolation, target: &[f32], mse: f64) -> f32 {
-    let voxels = target.len().max(1) as f64;
-    let (mut lo, mut hi) = (STEP_RANGE.0.ln(), STEP_RANGE.1.ln());
-    for _ in 0..12 {
-        let mid = 0.5 * (lo + hi);
-        let (_, err) = analyse_with_error(interp, target, Some(mid.exp()));
-        if err / voxels < mse {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    (0.5 * (lo + hi)).exp()
-}
-
 /// Level `l`'s interpolated value at voxel `v` (the decoder's taps).
 fn interpolate_at(interp: &Interpolation, l: usize, latent: &[f32], v: [usize; 4]) -> f32 {
     let taps = &interp.taps[l];
@@ -156,16 +381,15 @@ fn interpolate_at(interp: &Interpolation, l: usize, latent: &[f32], v: [usize; 4
     sum
 }
 
-/// Bits the coefficients take rounded in units of their level's step (the
-/// finest `delta`), by each level's
-/// histogram (order-0 entropy; the context model does better).
-pub fn entropy_bits(coefficients: &[Vec<f32>], delta: f32) -> f64 {
+/// Bits the coefficients take rounded in units of `step(level)`, by each
+/// level's histogram (order-0 entropy).
+fn entropy_bits(coefficients: &[Vec<f32>], step: impl Fn(usize) -> f32) -> f64 {
     const SPAN: i64 = 4096;
     let mut counts = vec![0u32; 2 * SPAN as usize + 1];
     let mut bits = 0f64;
     for (l, level) in coefficients.iter().enumerate() {
         counts.iter_mut().for_each(|c| *c = 0);
-        let step = level_step(delta, l);
+        let step = step(l);
         for &c in level {
             let q = ((c / step).round() as i64).clamp(-SPAN, SPAN);
             counts[(q + SPAN) as usize] += 1;
@@ -178,11 +402,6 @@ pub fn entropy_bits(coefficients: &[Vec<f32>], delta: f32) -> f64 {
             .sum::<f64>();
     }
     bits
-}
-
-/// The step whose rounded coefficients take about `bits`.
-pub fn step_for_bits(coefficients: &[Vec<f32>], bits: f64) -> f32 {
-    step_spending(bits, |delta| entropy_bits(coefficients, delta))
 }
 
 /// The step Δ at which `bits_at(Δ)` (falling as Δ grows) is about `bits`:
@@ -207,20 +426,21 @@ pub fn lambda_for_step(delta: f32) -> f64 {
 }
 
 /// Sets the synthesis parameters (layout of `GridArchitecture`) so the MLP's
-/// hidden unit 0 carries Σ level step × channel of `latents` (the finest
+/// hidden unit 0 carries Σ level step × channel of `channels` (the finest
 /// step `delta`) through every ReLU (biased positive by the largest sum
 /// they can give) and out; the
 /// other units keep their random weights but neither feed unit 0 nor the
 /// output until trained.
 pub fn pass_through(
+    analysis: &Analysis,
     shapes: &[(usize, usize)],
     params: &mut [f32],
     delta: f32,
-    latents: &[Vec<f32>],
+    channels: &[Vec<f32>],
 ) {
     // Level l enters weighted by its step over the finest one's.
-    let gain = |l: usize| level_step(delta, l) / delta;
-    let most: f32 = latents
+    let gain = |l: usize| analysis.factors[l];
+    let most: f32 = channels
         .iter()
         .enumerate()
         .map(|(l, y)| gain(l) * y.iter().fold(0f32, |m, v| m.max(v.abs())))
@@ -279,7 +499,6 @@ mod tests {
             context_hidden: 0,
         };
         let shapes = arch.synthesis_shapes();
-        let interp = Interpolation::new(dims, arch.levels);
         let target: Vec<f32> = (0..dims.iter().product::<usize>())
             .map(|i| {
                 let (x, y, z) = (i % 21, (i / 21) % 13, i / 273);
@@ -287,19 +506,30 @@ mod tests {
             })
             .collect();
         let delta = 0.01;
-        let latents = analyse(&interp, &target, Some(delta));
-        let mut rng = SplitMix(3);
-        let mut params: Vec<f32> = (0..arch.synthesis_params())
-            .map(|_| rng.symmetric(0.5))
-            .collect();
-        pass_through(&shapes, &mut params, delta, &latents);
-        let s = synthesis::step(&interp, &shapes, &params, &latents, &target, None);
-        let rmse = (s.sq_error / s.voxels as f64).sqrt();
-        assert!(rmse < delta as f64, "rmse {rmse}");
-        // And it is the analysis that did it: zero latents are far off.
-        let zeros: Vec<Vec<f32>> = latents.iter().map(|l| vec![0.0; l.len()]).collect();
-        let z = synthesis::step(&interp, &shapes, &params, &zeros, &target, None);
-        assert!((z.sq_error / z.voxels as f64).sqrt() > 0.2);
+        for transform in [Transform::Interpolating, Transform::Lifting] {
+            let analysis = Analysis::new(transform, dims, arch.levels);
+            let interp = &analysis.interp;
+            let (latents, sq_error) = analysis.analyse_with_error(&target, Some(delta));
+            let channels = analysis.channels(&latents);
+            let mut rng = SplitMix(3);
+            let mut params: Vec<f32> = (0..arch.synthesis_params())
+                .map(|_| rng.symmetric(0.5))
+                .collect();
+            pass_through(&analysis, &shapes, &mut params, delta, &channels);
+            let s = synthesis::step(interp, &shapes, &params, &channels, &target, None);
+            let rmse = (s.sq_error / s.voxels as f64).sqrt();
+            assert!(rmse < delta as f64, "{transform:?}: rmse {rmse}");
+            // The analysis knows the error it leaves (to float rounding).
+            assert!(
+                (sq_error - s.sq_error).abs() <= 1e-3 * s.sq_error + 1e-9,
+                "{transform:?}: {sq_error} vs {}",
+                s.sq_error
+            );
+            // And it is the analysis that did it: zero latents are far off.
+            let zeros: Vec<Vec<f32>> = latents.iter().map(|l| vec![0.0; l.len()]).collect();
+            let z = synthesis::step(interp, &shapes, &params, &zeros, &target, None);
+            assert!((z.sq_error / z.voxels as f64).sqrt() > 0.2);
+        }
     }
 
     #[test]
@@ -318,9 +548,10 @@ mod tests {
             .iter()
             .map(|&n| (0..n).map(|_| rng.symmetric(0.2).powi(3)).collect())
             .collect();
-        let d = step_for_bits(&coefficients, 6000.0);
-        let spent = entropy_bits(&coefficients, d);
+        let analysis = Analysis::new(Transform::Interpolating, [4000, 1, 1, 1], 3);
+        let d = analysis.step_for_bits(&coefficients, 6000.0);
+        let spent = analysis.entropy_bits(&coefficients, d);
         assert!((spent / 6000.0 - 1.0).abs() < 0.05, "{spent} bits at Δ {d}");
-        assert!(step_for_bits(&coefficients, 2000.0) > d);
+        assert!(analysis.step_for_bits(&coefficients, 2000.0) > d);
     }
 }

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use strata_format::grid::entropy::{is_coded_at, CONTEXT_INPUTS, WEIGHT_FRAC};
-use strata_format::grid::{latent_dims, GridArchitecture, GridSection, MAX_LATENT_LEVELS};
+use strata_format::grid::{latent_dims, GridArchitecture, GridSection, Lifting, MAX_LATENT_LEVELS};
 use strata_format::synth::SplitMix;
 
 use crate::encode::Progress;
+use init::Analysis;
+pub use init::Transform;
 use rate::ContextLayout;
 use slab::Slab;
-use synthesis::Interpolation;
 
 /// The context network's parameters learn from one latent chunk in this
 /// many per step (see `rate::step`).
@@ -106,6 +107,9 @@ pub struct GridOptions {
     /// see [`slab`]; 1 = full steps); `None`: slabs of about
     /// [`SLAB_VOXELS`] voxels.
     pub sample: Option<f32>,
+    /// The latent levels' transform: 5/3 lifting (the default) or the
+    /// interpolating pyramid.
+    pub transform: Transform,
 }
 
 impl Default for GridOptions {
@@ -119,6 +123,7 @@ impl Default for GridOptions {
             noise_fraction: 0.0,
             latent_lr: LATENT_LR,
             sample: None,
+            transform: Transform::Lifting,
         }
     }
 }
@@ -190,21 +195,20 @@ pub fn fit_architecture(opts: &GridOptions, dims: [usize; 4], bytes: f64) -> Gri
 
 /// Byte budgets for the scales of a pyramid (coarsest first) that should
 /// take `bytes` in all: every scale is coded at the step its octave calls
-/// for — the finest at Δ, each coarser one [`init::LEVEL_STEP_RATIO`] times
-/// finer, as a coarser latent level is — and Δ is the step at which their
+/// for — the finest at Δ, each coarser one at the step a latent level of
+/// its octave has ([`init::octave_step`]) — and Δ is the step at which their
 /// coefficients take the budget. `targets`: each scale's open-loop target
 /// (the coarsest itself, then each scale minus the coarser one upsampled).
 pub fn plan_budgets(targets: &[(&[f32], [usize; 4])], opts: &GridOptions, bytes: f64) -> Vec<f64> {
     let n = targets.len();
+    let analyses: Vec<Analysis> = targets
+        .iter()
+        .map(|&(_, dims)| Analysis::new(opts.transform, dims, scale_levels(opts, dims)))
+        .collect();
     let coefficients: Vec<Vec<Vec<f32>>> = targets
         .iter()
-        .map(|&(target, dims)| {
-            init::analyse(
-                &Interpolation::new(dims, scale_levels(opts, dims)),
-                target,
-                None,
-            )
-        })
+        .zip(&analyses)
+        .map(|(&(target, _), analysis)| analysis.analyse(target, None))
         .collect();
     let side: Vec<f64> = targets
         .iter()
@@ -221,7 +225,9 @@ pub fn plan_budgets(targets: &[(&[f32], [usize; 4])], opts: &GridOptions, bytes:
         coefficients
             .iter()
             .enumerate()
-            .map(|(k, c)| init::entropy_bits(c, init::level_step(delta, n - 1 - k)))
+            .map(|(k, c)| {
+                analyses[k].entropy_bits(c, init::octave_step(opts.transform, delta, n - 1 - k))
+            })
             .collect()
     };
     let delta = init::step_spending(8.0 * latent_bytes * INIT_BITS_FACTOR, |d| {
@@ -344,7 +350,8 @@ pub fn fit_scale(
     let layout = ContextLayout {
         hidden: arch.context_hidden as usize,
     };
-    let interp = Interpolation::new(dims, levels);
+    let analysis = Analysis::new(opts.transform, dims, levels);
+    let interp = &analysis.interp;
     let ldims: Vec<[usize; 4]> = (0..levels).map(|l| latent_dims(dims, l)).collect();
     let voxels = target.len() as f64;
     let mut rng = SplitMix(seed ^ 0x9E37_79B9_7F4A_7C15);
@@ -377,6 +384,9 @@ pub fn fit_scale(
     // Latents kept at their analysis: the steps train the synthesis alone
     // (the context model is fitted to the latents before and after).
     let learn_latents = opts.latent_lr > 0.0;
+    if learn_latents && opts.transform != Transform::Interpolating {
+        anyhow::bail!("training the latents (latent_lr > 0) needs the interpolating transform");
+    }
     // Start where a transform coder would (see [`init`]): under a byte
     // goal, at the step whose latents take the latents' share of it (then
     // calibrated below), λ the slope at that step; else at the step the
@@ -387,19 +397,19 @@ pub fn fit_scale(
     let byte_goal = goal.bytes.map(|bytes| {
         (
             8.0 * (bytes - side_bytes(&arch)).max(bytes * 0.2),
-            init::analyse(&interp, target, None),
+            analysis.analyse(target, None),
         )
     });
     let mut delta = match (&byte_goal, goal.mse) {
         (Some((budget, coefficients)), _) => {
-            init::step_for_bits(coefficients, budget * INIT_BITS_FACTOR)
+            analysis.step_for_bits(coefficients, budget * INIT_BITS_FACTOR)
         }
         // Under --psnr the step that leaves the error asked for (the
         // latents stay put, so λ alone would not reach it).
-        (None, Some(mse)) if !learn_latents => init::step_for_mse(&interp, target, mse),
+        (None, Some(mse)) if !learn_latents => analysis.step_for_mse(target, mse),
         (None, _) => init::step_for_lambda(goal.lambda),
     };
-    let mut latents = init::analyse(&interp, target, Some(delta));
+    let mut latents = analysis.analyse(target, Some(delta));
     // The context model learns the latents' statistics first, on whole
     // passes; under a byte goal the step is then corrected by the bits it
     // gives them (the latents stay where the analysis put them, so the step
@@ -440,7 +450,7 @@ pub fn fit_scale(
             let slope = match last {
                 Some(p) if (here.0 - p.0).abs() > 1e-3 => (here.1 - p.1) / (here.0 - p.0),
                 _ => {
-                    let e = |d: f32| init::entropy_bits(coefficients, d).max(1.0).ln();
+                    let e = |d: f32| analysis.entropy_bits(coefficients, d).max(1.0).ln();
                     (e(delta * 1.1) - e(delta)) / 1.1f64.ln()
                 }
             }
@@ -448,7 +458,7 @@ pub fn fit_scale(
             last = Some(here);
             let moved = (here.0 - off.ln() / slope).clamp(here.0 - 2.0, here.0 + 2.0);
             delta = (moved.exp() as f32).clamp(init::STEP_RANGE.0, init::STEP_RANGE.1);
-            latents = init::analyse(&interp, target, Some(delta));
+            latents = analysis.analyse(target, Some(delta));
             bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
         }
         let best = recent
@@ -459,12 +469,14 @@ pub fn fit_scale(
             .map_or(delta, |m| m.1);
         if best != delta {
             delta = best;
-            latents = init::analyse(&interp, target, Some(delta));
+            latents = analysis.analyse(target, Some(delta));
             context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
         }
         lambda = init::lambda_for_step(delta).clamp(LAMBDA_RANGE.0, LAMBDA_RANGE.1);
     }
-    init::pass_through(&shapes, &mut synth, delta, &latents);
+    // What the synthesis interpolates: fixed while the latents are.
+    let mut proxy: Vec<Vec<f32>> = analysis.channels(&latents);
+    init::pass_through(&analysis, &shapes, &mut synth, delta, &proxy);
     if std::env::var_os("STRATA_DEBUG_RATE").is_some() {
         eprintln!("grid init: Δ {delta:.4} λ {lambda:.3e}");
     }
@@ -508,7 +520,6 @@ pub fn fit_scale(
     let (mut mse_sum, mut mse_voxels) = (0f64, 0f64);
     let mut rounded: Vec<Vec<f32>> = latents.clone();
     let mut step = 0;
-    let mut proxy: Vec<Vec<f32>> = latents.clone();
     while step < steps {
         let noise = (step as f32) < opts.noise_fraction * steps as f32;
         let windowed;
@@ -518,7 +529,7 @@ pub fn fit_scale(
         } else {
             &full
         };
-        for l in 0..levels as usize {
+        for l in (0..levels as usize).filter(|_| learn_latents) {
             for (_, run) in slab.runs(l, ldims[l]) {
                 let (p, y) = (&mut proxy[l][run.clone()], &latents[l][run]);
                 if noise {
@@ -534,7 +545,7 @@ pub fn fit_scale(
         }
         let visit = slab.rows.is_some().then_some(slab.chunks.as_slice());
         let s = synthesis::step(
-            &interp,
+            interp,
             &shapes,
             &synth,
             &proxy,
@@ -680,7 +691,10 @@ pub fn fit_scale(
     } else {
         context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
     }
-    let section = to_section(level, arch, &latents, &synth, &context);
+    let lifting = (opts.transform == Transform::Lifting).then(|| Lifting {
+        gains: analysis.gains.clone(),
+    });
+    let section = to_section(level, arch, &latents, &synth, &context, lifting);
     Ok(FittedGrid {
         section,
         lambda,
@@ -786,6 +800,7 @@ fn to_section(
     latents: &[Vec<f32>],
     synth: &[f32],
     context: &[f32],
+    lifting: Option<Lifting>,
 ) -> GridSection {
     let lim = strata_format::grid::entropy::MAX_LATENT_ABS as f32;
     let one = (1i32 << WEIGHT_FRAC) as f32;
@@ -809,6 +824,7 @@ fn to_section(
                     .collect()
             })
             .collect(),
+        lifting,
     }
 }
 

@@ -6,6 +6,7 @@
 //! "Grid section".
 
 pub mod entropy;
+pub mod lifting;
 mod synthesis;
 
 pub use synthesis::{
@@ -18,6 +19,7 @@ use crate::error::FormatError;
 use crate::header::Header;
 use crate::Limits;
 use entropy::{ContextNet, LaplaceTable, LevelView, CONTEXT_INPUTS};
+pub use lifting::Lifting;
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
@@ -127,6 +129,10 @@ pub struct GridSection {
     pub context: Vec<i16>,
     /// Latents per level, finest (level 0) first, x fastest.
     pub latents: Vec<Vec<i32>>,
+    /// `None`: the latent levels are an interpolating pyramid (transform
+    /// 0); else each level below the coarsest holds 5/3 wavelet details,
+    /// with these band gains (transform 1, [`lifting`]).
+    pub lifting: Option<Lifting>,
 }
 
 /// Coded bytes of a grid section by what they describe.
@@ -171,6 +177,23 @@ impl GridSection {
                 self.context.len(),
                 self.arch.context_params()
             ));
+        }
+        if let Some(lifting) = &self.lifting {
+            if lifting.gains.len() != self.arch.levels as usize - 1 {
+                return bad(format!(
+                    "{} levels of band gains, the lifting needs {}",
+                    lifting.gains.len(),
+                    self.arch.levels - 1
+                ));
+            }
+            if let Some(g) = lifting
+                .gains
+                .iter()
+                .flatten()
+                .find(|g| !g.is_finite() || half::f16::from_f32(**g).to_f32() != **g)
+            {
+                return bad(format!("band gain {g} is not a finite binary16 value"));
+            }
         }
         let dims = header.level_dims(self.level);
         if self.latents.len() != self.arch.levels as usize {
@@ -218,7 +241,7 @@ impl GridSection {
         out.put_u8(self.arch.levels);
         out.put_u8(self.arch.synthesis.len() as u8);
         out.put_u8(self.arch.context_hidden);
-        out.put_u8(0);
+        out.put_u8(self.lifting.is_some() as u8);
         for &w in &self.arch.synthesis {
             out.put_u16(w);
         }
@@ -227,6 +250,9 @@ impl GridSection {
         }
         for &v in &self.context {
             out.put_u16(v as u16);
+        }
+        for &g in self.lifting.iter().flat_map(|l| l.gains.iter().flatten()) {
+            out.put_u16(half::f16::from_f32(g).to_bits());
         }
         let net = ContextNet::new(&self.arch, &self.context);
         let table = LaplaceTable::new();
@@ -314,6 +340,23 @@ impl GridSection {
         h.finalize()
     }
 
+    /// Each latent level as the synthesis interpolates it (dims: the
+    /// scale's grid): the latents themselves, or for a lifted section each
+    /// level below the coarsest through [`lifting::channel`].
+    pub fn channels(&self, dims: [usize; 4]) -> Vec<Vec<f32>> {
+        let coarsest = self.latents.len().saturating_sub(1);
+        let one = |(l, values): (usize, &Vec<i32>)| match &self.lifting {
+            Some(lifting) if l < coarsest => {
+                lifting::channel(values, latent_dims(dims, l as u8), lifting.gains[l])
+            }
+            _ => values.iter().map(|&v| v as f32).collect(),
+        };
+        #[cfg(feature = "parallel")]
+        return self.latents.par_iter().enumerate().map(one).collect();
+        #[cfg(not(feature = "parallel"))]
+        self.latents.iter().enumerate().map(one).collect()
+    }
+
     fn parse_inner(
         payload: &[u8],
         header: &Header,
@@ -347,7 +390,12 @@ impl GridSection {
         let levels = r.u8("latent level count")?;
         let n_hidden = r.u8("synthesis layer count")?;
         let context_hidden = r.u8("context width")?;
-        r.u8("reserved")?;
+        let transform = r.u8("latent transform")?;
+        if transform > 1 {
+            return Err(FormatError::Invalid(format!(
+                "latent transform {transform}, expected 0 (interpolating) or 1 (5/3 lifting)"
+            )));
+        }
         if n_hidden > MAX_SYNTHESIS_LAYERS {
             return Err(FormatError::Invalid(format!(
                 "{n_hidden} synthesis layers, allowed 0..={MAX_SYNTHESIS_LAYERS}"
@@ -402,6 +450,26 @@ impl GridSection {
             .map(|c| i16::from_le_bytes([c[0], c[1]]))
             .collect();
         breakdown.context = raw.len() as u64;
+        let lifting = if transform == 1 {
+            let n = arch.levels as usize - 1;
+            let raw = r.take(n * 8, "band gains")?;
+            let gains: Vec<f32> = raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+                .collect();
+            if let Some(g) = gains.iter().find(|g| !g.is_finite()) {
+                return Err(FormatError::Invalid(format!("band gain {g} is not finite")));
+            }
+            breakdown.synthesis += raw.len() as u64;
+            Some(Lifting {
+                gains: gains
+                    .chunks_exact(4)
+                    .map(|g| [g[0], g[1], g[2], g[3]])
+                    .collect(),
+            })
+        } else {
+            None
+        };
         let net = ContextNet::new(&arch, &context);
         let table = LaplaceTable::new();
         let mut latents: Vec<Vec<i32>> = vec![Vec::new(); levels as usize];
@@ -489,6 +557,7 @@ impl GridSection {
                 synthesis,
                 context,
                 latents,
+                lifting,
             },
             breakdown,
         ))

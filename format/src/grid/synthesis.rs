@@ -125,11 +125,7 @@ pub fn add_synthesis(section: &GridSection, dims: [usize; 4], grid: &mut [f32]) 
         .map(|l| [0, 1, 2, 3].map(|a| interpolation_taps(dims[a], l)))
         .collect();
     let ldims: Vec<[usize; 4]> = (0..levels).map(|l| latent_dims(dims, l)).collect();
-    let latents: Vec<Vec<f32>> = section
-        .latents
-        .iter()
-        .map(|v| v.iter().map(|&x| x as f32).collect())
-        .collect();
+    let latents = section.channels(dims);
     let [nx, ny, nz, _] = dims;
     type Scratch = ([Vec<Lanes>; 2], Vec<Lanes>, Vec<Vec<f32>>);
     let row = |(r, out): (usize, &mut [f32]), scratch: &mut Scratch| {
@@ -262,6 +258,7 @@ mod tests {
                     })
                     .collect(),
                 arch,
+                lifting: None,
             };
             let n: usize = dims.iter().product();
             let base: Vec<f32> = (0..n).map(|_| rng.symmetric(1.0)).collect();
