@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use strata_format::grid::GridArchitecture;
-use strata_format::synth::{default_architecture, random_grid_scale, random_scales, SplitMix};
+use strata_format::synth::{
+    default_architecture, random_grid_scale, random_scales, with_random_lifting, SplitMix,
+};
 use strata_format::{Archive, ArchiveWriter, Codec, DataType, Limits, VolumeInfo};
 
 fn main() {
@@ -118,8 +120,12 @@ fn main() {
         let mut rng = SplitMix(101 + i as u64);
         let mut w = ArchiveWriter::new(info.clone(), Codec::Best(3));
         for l in 0..scales {
-            w.add_scale(&random_grid_scale(&info, l, &arch, 1.5, &mut rng))
-                .expect("add grid scale");
+            let mut section = random_grid_scale(&info, l, &arch, 1.5, &mut rng);
+            // Both transforms: the odd cases' sections 5/3-lifted.
+            if i % 2 == 1 {
+                section = with_random_lifting(section, &mut rng);
+            }
+            w.add_scale(&section).expect("add grid scale");
         }
         let bytes = w.finish().expect("finish archive");
         for (j, control) in [0u8, 3, 0x80].into_iter().enumerate() {
