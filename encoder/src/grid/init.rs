@@ -145,6 +145,11 @@ impl Analysis {
         }
     }
 
+    /// Per level, its step over the finest level's.
+    pub fn factors(&self) -> &[f32] {
+        &self.factors
+    }
+
     /// The step of latent level `l` when the finest level's is `delta`.
     pub fn level_step(&self, delta: f32, l: usize) -> f32 {
         delta * self.factors[l]
@@ -437,20 +442,18 @@ pub fn lambda_for_step(delta: f32) -> f64 {
 }
 
 /// Sets the synthesis parameters (layout of `GridArchitecture`) so the MLP's
-/// hidden unit 0 carries Σ level step × channel of `channels` (the finest
-/// step `delta`) through every ReLU (biased positive by the largest sum
-/// they can give) and out; the
-/// other units keep their random weights but neither feed unit 0 nor the
-/// output until trained.
+/// hidden unit 0 carries Σ `weights[l]` × channel l of `channels` (times the
+/// finest step `delta`) through every ReLU (biased positive by the largest
+/// sum they can give) and out; the other units keep their random weights
+/// but neither feed unit 0 nor the output until trained.
 pub fn pass_through(
-    analysis: &Analysis,
     shapes: &[(usize, usize)],
     params: &mut [f32],
     delta: f32,
     channels: &[Vec<f32>],
+    weights: &[f32],
 ) {
-    // Level l enters weighted by its step over the finest one's.
-    let gain = |l: usize| analysis.factors[l];
+    let gain = |l: usize| weights[l];
     let most: f32 = channels
         .iter()
         .enumerate()
@@ -526,7 +529,7 @@ mod tests {
             let mut params: Vec<f32> = (0..arch.synthesis_params())
                 .map(|_| rng.symmetric(0.5))
                 .collect();
-            pass_through(&analysis, &shapes, &mut params, delta, &channels);
+            pass_through(&shapes, &mut params, delta, &channels, analysis.factors());
             let s = synthesis::step(interp, &shapes, &params, &channels, &target, None);
             let rmse = (s.sq_error / s.voxels as f64).sqrt();
             assert!(rmse < delta as f64, "{transform:?}: rmse {rmse}");

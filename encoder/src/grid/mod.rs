@@ -474,9 +474,32 @@ pub fn fit_scale(
         }
         lambda = init::lambda_for_step(delta).clamp(LAMBDA_RANGE.0, LAMBDA_RANGE.1);
     }
-    // What the synthesis interpolates: fixed while the latents are.
-    let mut proxy: Vec<Vec<f32>> = analysis.channels(&latents);
-    init::pass_through(&analysis, &shapes, &mut synth, delta, &proxy);
+    // What the synthesis interpolates (fixed while the latents are), each
+    // level in units of the finest step: its step folded into the channel,
+    // so that one Adam rate suits every level's first-layer weights (a
+    // coarse lifted level's channel runs to the hundreds: at its own scale
+    // 60 steps broke MNI152's coarsest scale, 50.7 → 26.4 dB). The section
+    // gets the factors back in its first layer ([`fold_input_scales`]).
+    let input_scales: Vec<f32> = if learn_latents {
+        vec![1.0; levels as usize]
+    } else {
+        analysis.factors().to_vec()
+    };
+    let mut proxy: Vec<Vec<f32>> = analysis
+        .channels(&latents)
+        .into_iter()
+        .zip(&input_scales)
+        .map(|(c, &s)| c.into_iter().map(|v| v * s).collect())
+        .collect();
+    let weights: Vec<f32> = analysis
+        .factors()
+        .iter()
+        .zip(&input_scales)
+        .map(|(f, s)| f / s)
+        .collect();
+    init::pass_through(&shapes, &mut synth, delta, &proxy, &weights);
+    // Training must not lose what the pass-through gives (see below).
+    let start_synth = synth.clone();
     if std::env::var_os("STRATA_DEBUG_RATE").is_some() {
         eprintln!("grid init: Δ {delta:.4} λ {lambda:.3e}");
     }
@@ -694,6 +717,20 @@ pub fn fit_scale(
     let lifting = (opts.transform == Transform::Lifting).then(|| Lifting {
         gains: analysis.gains.clone(),
     });
+    // The trained synthesis is kept only if, in binary16 as stored, it
+    // beats the pass-through it started from: on a small coarse scale 60
+    // steps made it ~100× worse (MNI152's coarsest scale: MSE 4.5e-7 →
+    // 5.0e-5), and on larger ones the binary16 rounding can undo the gain.
+    if steps > 0 && !learn_latents {
+        let stored_error = |p: &[f32]| {
+            let h: Vec<f32> = p.iter().map(|&w| half::f16::from_f32(w).to_f32()).collect();
+            synthesis::step(interp, &shapes, &h, &proxy, target, None).sq_error
+        };
+        if stored_error(&synth) > stored_error(&start_synth) {
+            synth = start_synth;
+        }
+    }
+    fold_input_scales(&mut synth, shapes[0].1, &input_scales);
     let section = to_section(level, arch, &latents, &synth, &context, lifting);
     Ok(FittedGrid {
         section,
@@ -789,6 +826,15 @@ fn remember(known: &mut [Vec<f64>], bits: &[Vec<f64>], visited: &[Vec<bool>]) {
                 *k = b;
             }
         }
+    }
+}
+
+/// Multiplies the first synthesis layer's weights of input `l` (outputs
+/// fastest, `outputs` of them) by `scales[l]`: trained on scaled channels,
+/// they then take the section's own.
+fn fold_input_scales(synth: &mut [f32], outputs: usize, scales: &[f32]) {
+    for (row, &s) in synth.chunks_exact_mut(outputs).zip(scales) {
+        row.iter_mut().for_each(|w| *w *= s);
     }
 }
 
