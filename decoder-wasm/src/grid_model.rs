@@ -64,7 +64,8 @@ impl GridScaleBuffers {
         }
         let mut levels = Vec::with_capacity(8 * section.latents.len());
         let mut offsets = Vec::with_capacity(4 * section.latents.len());
-        let mut coarse = Vec::new();
+        // Where each level ≥ 1 starts among the coarser channels.
+        let mut coarse_len = 0usize;
         for (l, values) in section.latents.iter().enumerate() {
             let ld = latent_dims(dims, l as u8);
             if values.len() != ld.iter().product::<usize>() {
@@ -78,18 +79,15 @@ impl GridScaleBuffers {
                     DecodeError::TooLarge(format!("grid dimension {d} exceeds 2³²"))
                 })?);
             }
-            let offset = if l == 0 { 0 } else { coarse.len() };
-            offsets.extend([offset as u32, 0, 0, 0]);
+            offsets.extend([coarse_len as u32, 0, 0, 0]);
             if l > 0 {
-                coarse.reserve(values.len());
+                coarse_len += values.len();
             }
         }
         levels.extend(offsets);
         let mut channels = section.channels(dims).into_iter();
         let channels0 = channels.next().unwrap_or_default();
-        for c in channels {
-            coarse.extend_from_slice(&c);
-        }
+        let coarse: Vec<f32> = channels.flatten().collect();
         let mut params = section.synthesis.clone();
         params.resize(params.len().next_multiple_of(4), 0.0);
         gpu.check_buffer(
