@@ -12,6 +12,9 @@
 //! f32, in the order written here, without fused multiply-adds: the GPU gets
 //! these channels from the CPU, so every decoder synthesizes the same values.
 
+#[cfg(feature = "parallel")]
+use rayon::prelude::*;
+
 /// Per level below the coarsest, the gains of its bands with 1, 2, 3 and 4
 /// odd coordinates (the wavelet's bands are not equally heavy: a band with
 /// more odd axes spreads a unit less far).
@@ -50,27 +53,30 @@ pub fn channel(values: &[i32], dims: [usize; 4], gains: [f32; 4]) -> Vec<f32> {
 }
 
 /// Applies `f` to every line of `values` along `axis` (gathered into a
-/// contiguous buffer and scattered back).
+/// contiguous buffer and scattered back); the slabs of lines that share
+/// their coordinates above the axis are independent, and run in parallel.
 pub fn along_lines(values: &mut [f32], dims: [usize; 4], axis: usize, f: fn(&mut [f32])) {
     let n = dims[axis];
     if n < 2 {
         return;
     }
     let stride: usize = dims[..axis].iter().product();
-    let lines = values.len() / n;
-    let mut line = vec![0f32; n];
-    for k in 0..lines {
-        // Line k: `inner` varies fastest below the axis, `outer` above it.
-        let (inner, outer) = (k % stride, k / stride);
-        let start = outer * stride * n + inner;
-        for (i, v) in line.iter_mut().enumerate() {
-            *v = values[start + i * stride];
+    let slab = |block: &mut [f32]| {
+        let mut line = vec![0f32; n];
+        for inner in 0..stride {
+            for (i, v) in line.iter_mut().enumerate() {
+                *v = block[inner + i * stride];
+            }
+            f(&mut line);
+            for (i, v) in line.iter().enumerate() {
+                block[inner + i * stride] = *v;
+            }
         }
-        f(&mut line);
-        for (i, v) in line.iter().enumerate() {
-            values[start + i * stride] = *v;
-        }
-    }
+    };
+    #[cfg(feature = "parallel")]
+    values.par_chunks_mut(stride * n).for_each(slab);
+    #[cfg(not(feature = "parallel"))]
+    values.chunks_mut(stride * n).for_each(slab);
 }
 
 /// The detail at odd index `2j + 1` of a line whose odds are `d(j)`, mirrored
