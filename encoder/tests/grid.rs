@@ -61,9 +61,11 @@ fn reconstruction_is_the_cpu_decode_and_training_helps() {
         decode(&a.header, &a.usable_scales(), None).unwrap()
     });
     // The analysis the training starts from does most of the work (this
-    // volume: 40.4 dB after 5 steps); the synthesis's training adds to it.
+    // volume, 5/3-lifted latents: 38.25 dB after 5 steps); the synthesis's
+    // training adds to it (38.38 after 150; the interpolating pyramid's
+    // start was further off, 40.4 → 41.2 there).
     assert!(
-        trained > 35.0 && trained > early + 0.3,
+        trained > 35.0 && trained > early + 0.1,
         "{early:.2} → {trained:.2} dB"
     );
 }
