@@ -143,7 +143,7 @@ pub fn axis_energy(l: u8, odd: bool, coarsest: bool) -> f64 {
     let n = 16usize << l;
     let m = n >> l;
     let mut level = vec![0f32; m];
-    let at = m / 2 & !1;
+    let at = (m / 2) & !1;
     level[at + odd as usize] = 1.0;
     if !coarsest {
         inverse_line(&mut level);
