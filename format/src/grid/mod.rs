@@ -433,10 +433,7 @@ impl GridSection {
         let mut breakdown = GridBreakdown::default();
         let n = arch.synthesis_params();
         let raw = r.take(n * 2, "synthesis parameters")?;
-        let synthesis: Vec<f32> = raw
-            .chunks_exact(2)
-            .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
-            .collect();
+        let synthesis = binary16s(raw);
         if let Some(v) = synthesis.iter().find(|v| !v.is_finite()) {
             return Err(FormatError::Invalid(format!(
                 "synthesis parameter {v} is not finite"
@@ -453,10 +450,7 @@ impl GridSection {
         let lifting = if transform == 1 {
             let n = arch.levels as usize - 1;
             let raw = r.take(n * 8, "band gains")?;
-            let gains: Vec<f32> = raw
-                .chunks_exact(2)
-                .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
-                .collect();
+            let gains = binary16s(raw);
             if let Some(g) = gains.iter().find(|g| !g.is_finite()) {
                 return Err(FormatError::Invalid(format!("band gain {g} is not finite")));
             }
@@ -562,6 +556,13 @@ impl GridSection {
             breakdown,
         ))
     }
+}
+
+/// Little-endian binary16 bit patterns as f32 (exact).
+fn binary16s(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(2)
+        .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+        .collect()
 }
 
 /// Decodes a level's chunks: each writes only its own run of `values`, so
