@@ -11,6 +11,7 @@ use rayon::prelude::*;
 #[cfg(test)]
 use super::synthesis;
 use super::synthesis::Interpolation;
+use crate::pyramid::{downsample, Downsampling, Grid};
 use strata_format::decode::upsample;
 use strata_format::grid::entropy::is_coded;
 use strata_format::grid::lifting::{self, axis_energy, odd_axes};
@@ -203,9 +204,8 @@ impl Analysis {
         let n = ldims.len();
         let mut targets = vec![target.to_vec()];
         for l in 0..n - 1 {
-            let mut c = targets[l].clone();
-            lifting::forward(&mut c, ldims[l]);
-            targets.push(evens(&c, ldims[l], ldims[l + 1]));
+            let level = Grid::new(ldims[l], targets[l].clone());
+            targets.push(downsample(&level, Downsampling::Lifting).data);
         }
         let step = |l: usize| delta.map_or(1.0, |d| self.level_step(d, l));
         // Clamped to what a section holds, here, so that the finer levels
@@ -293,20 +293,6 @@ impl Analysis {
     pub fn step_for_bits(&self, coefficients: &[Vec<f32>], bits: f64) -> f32 {
         step_spending(bits, |delta| self.entropy_bits(coefficients, delta))
     }
-}
-
-/// The all-even samples of a level of `dims`: the next coarser level.
-fn evens(values: &[f32], dims: [usize; 4], coarse: [usize; 4]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(coarse.iter().product());
-    for t in 0..coarse[3] {
-        for z in 0..coarse[2] {
-            for y in 0..coarse[1] {
-                let row = (2 * y + dims[1] * (2 * z + dims[2] * 2 * t)) * dims[0];
-                out.extend((0..coarse[0]).map(|x| values[row + 2 * x]));
-            }
-        }
-    }
-    out
 }
 
 /// An interpolating pyramid's latents: each level holds what the coarser
