@@ -91,8 +91,9 @@ pub struct EncodeArgs {
     /// Grid model: latent levels per scale (default: from the scale's size, at most 7).
     #[arg(long)]
     grid_levels: Option<u8>,
-    /// Grid model: hidden widths of the synthesis MLP.
-    #[arg(long, num_args = 0.., default_values_t = [12u16, 12])]
+    /// Grid model: hidden widths of the synthesis MLP (none: the levels'
+    /// weighted sum, the default; e.g. `12 12` for two hidden layers).
+    #[arg(long, num_args = 0..)]
     grid_synthesis: Vec<u16>,
     /// Grid model: hidden width of the context network (0: linear).
     #[arg(long, default_value_t = 4)]

@@ -45,7 +45,13 @@ fn reconstruction_is_the_cpu_decode_and_training_helps() {
     let v = volume([23, 19, 13, 2], |x, y, z, t| {
         (5.0 * x + 2.0 * y).sin() * 50.0 + (4.0 * z).cos() * 20.0 + t * 3.0
     });
-    let (bytes, report) = encode(&v, "g", &grid(150), &mut ()).unwrap();
+    // An MLP synthesis, the part training can improve (the default is linear).
+    let mlp = |steps| {
+        let mut o = grid(steps);
+        o.grid.synthesis = vec![12, 12];
+        o
+    };
+    let (bytes, report) = encode(&v, "g", &mlp(150), &mut ()).unwrap();
     let a = Archive::read(&bytes, &Limits::default()).unwrap();
     assert!(a.first_error().is_none(), "{:?}", a.first_error());
     let scales = a.usable_scales();
@@ -55,7 +61,7 @@ fn reconstruction_is_the_cpu_decode_and_training_helps() {
     let rec = report.reconstruction.unwrap();
     assert_eq!(decoded.data, rec.data, "encoder and decoder disagree");
     let trained = psnr(&v, &decoded);
-    let (short, _) = encode(&v, "g", &grid(5), &mut ()).unwrap();
+    let (short, _) = encode(&v, "g", &mlp(5), &mut ()).unwrap();
     let early = psnr(&v, &{
         let a = Archive::read(&short, &Limits::default()).unwrap();
         decode(&a.header, &a.usable_scales(), None).unwrap()

@@ -8,12 +8,13 @@
 
 use rayon::prelude::*;
 
+use super::rate::{context_of, laplace_bits, ContextModel};
 #[cfg(test)]
 use super::synthesis;
 use super::synthesis::Interpolation;
 use crate::pyramid::{downsample, Downsampling, Grid};
 use strata_format::decode::upsample;
-use strata_format::grid::entropy::is_coded;
+use strata_format::grid::entropy::{chunks, is_coded};
 use strata_format::grid::lifting::{self, axis_energy, odd_axes};
 
 /// The steps Δ a scale may start at (normalized units). Lifted latents
@@ -75,6 +76,19 @@ pub struct Analysis {
     /// Per level below the coarsest, the gains of its bands with 1–4 odd
     /// coordinates (binary16 values; lifted only).
     pub gains: Vec<[f32; 4]>,
+    /// Per level, the squared error a unit change of one of its latents
+    /// makes, over the finest level's (lifted only; bands are gained to be
+    /// alike within a level).
+    weights: Vec<f32>,
+}
+
+/// Rate–distortion rounding of lifted latents: each latent that rounds away
+/// from 0 is moved one step towards it where that saves more bits, priced
+/// by the context model, than its error costs: (x − q)²·w + κ·bits, w the
+/// level's weight, in units of the finest step².
+pub struct Rdo<'a> {
+    pub model: ContextModel<'a>,
+    pub kappa: f32,
 }
 
 /// Level `l`'s step over level 0's in an interpolating pyramid.
@@ -110,8 +124,12 @@ impl Analysis {
         let interp = Interpolation::new(dims, levels);
         let n = levels as usize;
         let axes = dims.iter().filter(|&&d| d > 1).count();
-        let (factors, gains) = match transform {
-            Transform::Interpolating => ((0..n).map(interpolating_factor).collect(), Vec::new()),
+        let (factors, gains, weights) = match transform {
+            Transform::Interpolating => (
+                (0..n).map(interpolating_factor).collect(),
+                Vec::new(),
+                Vec::new(),
+            ),
             Transform::Lifting => {
                 // Steps Δ/√energy give every coefficient the same share of
                 // the error (MNI152 at half size, order-0 bits, CR 50: one
@@ -119,15 +137,18 @@ impl Analysis {
                 // levels' a little less (LIFTED_LEVEL_WEIGHT).
                 let band = |l: usize, k: usize| lifted_energy(l as u8, k, false, axes);
                 let finest = band(0, 1);
-                let factors = (0..n)
-                    .map(|l| {
-                        let e = if l + 1 == n {
-                            lifted_energy(l as u8, 0, true, axes)
-                        } else {
-                            band(l, 1)
-                        };
-                        (finest / e).powf(0.5 * LIFTED_LEVEL_WEIGHT) as f32
-                    })
+                let energy = |l: usize| {
+                    if l + 1 == n {
+                        lifted_energy(l as u8, 0, true, axes)
+                    } else {
+                        band(l, 1)
+                    }
+                };
+                let factors: Vec<f32> = (0..n)
+                    .map(|l| (finest / energy(l)).powf(0.5 * LIFTED_LEVEL_WEIGHT) as f32)
+                    .collect();
+                let weights = (0..n)
+                    .map(|l| factors[l].powi(2) * (energy(l) / finest) as f32)
                     .collect();
                 let gains = (0..n.saturating_sub(1))
                     .map(|l| {
@@ -137,7 +158,7 @@ impl Analysis {
                         })
                     })
                     .collect();
-                (factors, gains)
+                (factors, gains, weights)
             }
         };
         Analysis {
@@ -145,6 +166,7 @@ impl Analysis {
             transform,
             factors,
             gains,
+            weights,
         }
     }
 
@@ -172,7 +194,16 @@ impl Analysis {
             Transform::Interpolating => {
                 analyse_interpolating(&self.interp, &self.factors, target, delta)
             }
-            Transform::Lifting => self.analyse_lifted(target, delta),
+            Transform::Lifting => self.analyse_lifted(target, delta, None),
+        }
+    }
+
+    /// [`Self::analyse`] at step `delta` with rate–distortion rounding where
+    /// the transform has it (lifted), else the plain analysis.
+    pub fn analyse_rd(&self, target: &[f32], delta: f32, rdo: &Rdo) -> Vec<Vec<f32>> {
+        match self.transform {
+            Transform::Interpolating => self.analyse(target, Some(delta)),
+            Transform::Lifting => self.analyse_lifted(target, Some(delta), Some(rdo)).0,
         }
     }
 
@@ -199,7 +230,12 @@ impl Analysis {
     /// the details of what the coarser levels' reconstruction leaves of its
     /// target (so their rounding is corrected where it can be), rounded in
     /// units of its step times its band's gain.
-    fn analyse_lifted(&self, target: &[f32], delta: Option<f32>) -> (Vec<Vec<f32>>, f64) {
+    fn analyse_lifted(
+        &self,
+        target: &[f32],
+        delta: Option<f32>,
+        rdo: Option<&Rdo>,
+    ) -> (Vec<Vec<f32>>, f64) {
         let ldims = &self.interp.ldims;
         let n = ldims.len();
         let mut targets = vec![target.to_vec()];
@@ -218,11 +254,31 @@ impl Analysis {
             }
             None => c,
         };
+        // Under RD rounding: from nearest, then moved where it pays.
+        let nearest = |c: f32| (c.round()).clamp(-most, most);
+        let rd = |x: Vec<f32>, l: usize, latents: &[Vec<f32>]| match rdo {
+            Some(rdo) => {
+                let mut q: Vec<f32> = x.iter().map(|&c| nearest(c)).collect();
+                let parent = (l + 1 < n).then(|| (latents[l + 1].as_slice(), ldims[l + 1]));
+                round_rd(
+                    &mut q,
+                    &x,
+                    ldims[l],
+                    parent,
+                    l,
+                    rdo.kappa / self.weights[l],
+                    &rdo.model,
+                );
+                q
+            }
+            None => x.into_iter().map(round).collect(),
+        };
         let mut latents = vec![Vec::new(); n];
-        latents[n - 1] = targets[n - 1]
-            .iter()
-            .map(|&v| round(v / step(n - 1)))
-            .collect();
+        latents[n - 1] = rd(
+            targets[n - 1].iter().map(|&v| v / step(n - 1)).collect(),
+            n - 1,
+            &latents,
+        );
         let mut rec: Vec<f32> = latents[n - 1].iter().map(|&q| q * step(n - 1)).collect();
         for l in (0..n - 1).rev() {
             let d = ldims[l];
@@ -235,14 +291,15 @@ impl Analysis {
             lifting::forward(&mut e, d);
             let s = step(l);
             let gains = self.gains[l];
-            latents[l] = e
+            let scaled = e
                 .par_iter()
                 .enumerate()
                 .map(|(i, &c)| match odd_axes(d, i) {
                     0 => 0.0,
-                    k => round(c / (s * gains[k - 1])),
+                    k => c / (s * gains[k - 1]),
                 })
                 .collect();
+            latents[l] = rd(scaled, l, &latents);
             if delta.is_none() {
                 // Open loop: the coarser levels' reconstruction is exact.
                 rec = targets[l].clone();
@@ -293,6 +350,51 @@ impl Analysis {
     pub fn step_for_bits(&self, coefficients: &[Vec<f32>], bits: f64) -> f32 {
         step_spending(bits, |delta| self.entropy_bits(coefficients, delta))
     }
+}
+
+/// Rate–distortion rounding of one level's latents `q` (rounded to nearest
+/// from `x`, in units of their step), chunk by chunk in coding order: a
+/// latent moves one step towards 0 where (x − q)² + `lambda`·bits falls,
+/// its bits priced by `model` in the context of the latents decided before
+/// it (greedy: a choice's effect on later contexts is not weighed).
+fn round_rd(
+    q: &mut [f32],
+    x: &[f32],
+    dims: [usize; 4],
+    parent: Option<(&[f32], [usize; 4])>,
+    level: usize,
+    lambda: f32,
+    model: &ContextModel,
+) {
+    let plane = [dims[0], dims[1]];
+    let mut runs = Vec::new();
+    let mut rest = q;
+    for c in chunks(dims) {
+        let (head, tail) = rest.split_at_mut(c.len(dims));
+        runs.push((c, head));
+        rest = tail;
+    }
+    runs.into_par_iter().for_each(|(c, run)| {
+        let x = &x[c.offset(dims)..][..run.len()];
+        for zl in 0..c.nz {
+            for y in 0..dims[1] {
+                for px in 0..dims[0] {
+                    let i = (zl * dims[1] + y) * dims[0] + px;
+                    let near = run[i];
+                    if near == 0.0 || !is_coded(parent.is_some(), [px, y, c.z0 + zl, c.t]) {
+                        continue;
+                    }
+                    let ctx = context_of(run, plane, parent, [px, y, zl], c, level);
+                    let (mu, b) = model.predict(&ctx);
+                    let cost = |v: f32| (x[i] - v).powi(2) + lambda * laplace_bits(v, mu, b).0;
+                    let down = near - near.signum();
+                    if cost(down) < cost(near) {
+                        run[i] = down;
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// An interpolating pyramid's latents: each level holds what the coarser
@@ -493,8 +595,56 @@ pub fn pass_through(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grid::rate::ContextLayout;
     use strata_format::grid::GridArchitecture;
     use strata_format::synth::SplitMix;
+
+    /// Rate–distortion rounding only moves latents one step towards 0, more
+    /// of them as bits get dearer, and never where bits are free.
+    #[test]
+    fn rd_rounding_moves_latents_towards_zero_as_bits_cost_more() {
+        let dims = [19, 17, 11, 1];
+        let target: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|i| {
+                let (x, y, z) = (i % 19, (i / 19) % 17, i / 323);
+                ((x * 7 + y * 3 + z * 5) % 11) as f32 * 0.05 + (x as f32 * 0.4).sin()
+            })
+            .collect();
+        let analysis = Analysis::new(Transform::Lifting, dims, 3);
+        let layout = ContextLayout { hidden: 2 };
+        // A context model of one wide Laplace around 0: the scale output,
+        // in octaves above 1/16, at 5 (b = 2).
+        let mut params = vec![0f32; layout.len()];
+        *params.last_mut().unwrap() = 5.0;
+        let nonzero = |l: &[Vec<f32>]| l.iter().flatten().filter(|v| **v != 0.0).count();
+        let delta = 0.02;
+        let rd = |kappa| {
+            let rdo = Rdo {
+                model: ContextModel::new(layout, &params),
+                kappa,
+            };
+            analysis.analyse_rd(&target, delta, &rdo)
+        };
+        let free = rd(0.0);
+        let (cheap, dear) = (rd(0.05), rd(1.0));
+        assert!(
+            nonzero(&dear) < nonzero(&cheap),
+            "{} vs {}",
+            nonzero(&dear),
+            nonzero(&cheap)
+        );
+        assert!(nonzero(&cheap) < nonzero(&free));
+        // Bits at no price: every latent to nearest (closed loop, so a
+        // finer level sees its coarser levels' nearest rounding).
+        let nearest = |l: &Vec<Vec<f32>>| l.iter().flatten().all(|v| *v == v.round());
+        assert!(nearest(&free) && nearest(&dear));
+        // The coarsest level sees the same values either way: each latent
+        // stays or moves one step towards 0.
+        let coarsest = analysis.interp.ldims.len() - 1;
+        for (q, d) in free[coarsest].iter().zip(&dear[coarsest]) {
+            assert!(d.abs() <= q.abs() && (q - d).abs() <= 1.0, "{q} → {d}");
+        }
+    }
 
     /// The analysed latents through the pass-through synthesis give the
     /// target back to within about Δ, whatever the random hidden units.

@@ -212,6 +212,94 @@ pub fn step(
     }
 }
 
+/// The context network's prediction for single latents (the float twin of
+/// `entropy::ContextNet::predict`): what rate–distortion rounding asks.
+pub struct ContextModel<'a> {
+    net: Net<'a>,
+}
+
+impl<'a> ContextModel<'a> {
+    pub fn new(layout: ContextLayout, params: &'a [f32]) -> ContextModel<'a> {
+        ContextModel {
+            net: Net::new(layout, params),
+        }
+    }
+
+    /// The Laplace mean and scale b for a latent's context.
+    pub fn predict(&self, ctx: &[f32; CONTEXT_INPUTS]) -> (f32, f32) {
+        let net = &self.net;
+        let mut out = [net.b2[0], net.b2[1]];
+        for j in 0..net.h {
+            let mut acc = net.b1[j];
+            for (i, &c) in ctx.iter().enumerate() {
+                acc += net.w1[i * net.h + j] * c;
+            }
+            let hj = acc.max(0.0);
+            out[0] += net.w2[j * 2] * hj;
+            out[1] += net.w2[j * 2 + 1] * hj;
+        }
+        for (i, &c) in ctx.iter().enumerate() {
+            out[0] += net.skip[i * 2] * c;
+            out[1] += net.skip[i * 2 + 1] * c;
+        }
+        // The second output is the scale in octaves above 1/16.
+        (out[0], scale_of(8.0 * out[1]).0)
+    }
+}
+
+/// The float context of a latent, the fixed-point one's twin.
+#[inline]
+pub fn context_of(
+    values: &[f32],
+    [dx, dy]: [usize; 2],
+    parent: Option<(&[f32], [usize; 4])>,
+    [x, y, zl]: [usize; 3],
+    chunk: Chunk,
+    level: usize,
+) -> [f32; CONTEXT_INPUTS] {
+    let mut c = [0f32; CONTEXT_INPUTS];
+    let lim = CONTEXT_CLAMP as f32;
+    for (k, o) in NEIGHBOURS.iter().enumerate() {
+        let (nx, ny, nz) = (
+            x as isize + o[0] as isize,
+            y as isize + o[1] as isize,
+            zl as isize + o[2] as isize,
+        );
+        if nx < 0 || ny < 0 || nz < 0 || nx >= dx as isize || ny >= dy as isize {
+            continue;
+        }
+        c[k] = values[(nz as usize * dy + ny as usize) * dx + nx as usize].clamp(-lim, lim);
+    }
+    if let Some((p, [px, py, pz, pt])) = parent {
+        let z = chunk.z0 + zl;
+        let i = ((((chunk.t / 2).min(pt - 1) * pz + (z / 2).min(pz - 1)) * py
+            + (y / 2).min(py - 1))
+            * px)
+            + (x / 2).min(px - 1);
+        c[NEIGHBOURS.len()] = p[i].clamp(-lim, lim);
+        for (k, v) in [x, y, z, chunk.t].into_iter().enumerate() {
+            c[PARITY_INPUT + k] = (v & 1) as f32;
+        }
+        let mut sum = 0f32;
+        for qt in parents(chunk.t, pt) {
+            for qz in parents(z, pz) {
+                for qy in parents(y, py) {
+                    for qx in parents(x, px) {
+                        sum += p[((qt * pz + qz) * py + qy) * px + qx]
+                            .clamp(-lim, lim)
+                            .abs();
+                    }
+                }
+            }
+        }
+        c[ACTIVITY_INPUT + 1] = log2_eighths(1 + sum.round() as u32) as f32;
+    }
+    c[LEVEL_INPUT] = level as f32;
+    let near: f32 = c[..NEIGHBOURS.len()].iter().map(|v| v.abs()).sum();
+    c[ACTIVITY_INPUT] = log2_eighths(1 + near.round() as u32) as f32;
+    c
+}
+
 // Latents of a row are evaluated 8 at a time, on lanes.
 use super::lanes::{has_avx2_fma, madd, Lanes, LANES};
 
@@ -641,7 +729,7 @@ mod tests {
                                 if !is_coded(parent.is_some(), pos) {
                                     continue;
                                 }
-                                let ctx = context(run, plane, parent, [x, y, zl], *c, l);
+                                let ctx = context_of(run, plane, parent, [x, y, zl], *c, l);
                                 let mut out = [b2[0], b2[1]];
                                 for j in 0..h {
                                     let mut acc = b1[j];
@@ -702,59 +790,6 @@ mod tests {
             params: gparams,
             latents,
         }
-    }
-
-    /// The float context of a latent, the fixed-point one's twin.
-    #[inline]
-    fn context(
-        values: &[f32],
-        [dx, dy]: [usize; 2],
-        parent: Option<(&[f32], [usize; 4])>,
-        [x, y, zl]: [usize; 3],
-        chunk: Chunk,
-        level: usize,
-    ) -> [f32; CONTEXT_INPUTS] {
-        let mut c = [0f32; CONTEXT_INPUTS];
-        let lim = CONTEXT_CLAMP as f32;
-        for (k, o) in NEIGHBOURS.iter().enumerate() {
-            let (nx, ny, nz) = (
-                x as isize + o[0] as isize,
-                y as isize + o[1] as isize,
-                zl as isize + o[2] as isize,
-            );
-            if nx < 0 || ny < 0 || nz < 0 || nx >= dx as isize || ny >= dy as isize {
-                continue;
-            }
-            c[k] = values[(nz as usize * dy + ny as usize) * dx + nx as usize].clamp(-lim, lim);
-        }
-        if let Some((p, [px, py, pz, pt])) = parent {
-            let z = chunk.z0 + zl;
-            let i = ((((chunk.t / 2).min(pt - 1) * pz + (z / 2).min(pz - 1)) * py
-                + (y / 2).min(py - 1))
-                * px)
-                + (x / 2).min(px - 1);
-            c[NEIGHBOURS.len()] = p[i].clamp(-lim, lim);
-            for (k, v) in [x, y, z, chunk.t].into_iter().enumerate() {
-                c[PARITY_INPUT + k] = (v & 1) as f32;
-            }
-            let mut sum = 0f32;
-            for qt in parents(chunk.t, pt) {
-                for qz in parents(z, pz) {
-                    for qy in parents(y, py) {
-                        for qx in parents(x, px) {
-                            sum += p[((qt * pz + qz) * py + qy) * px + qx]
-                                .clamp(-lim, lim)
-                                .abs();
-                        }
-                    }
-                }
-            }
-            c[ACTIVITY_INPUT + 1] = log2_eighths(1 + sum.round() as u32) as f32;
-        }
-        c[LEVEL_INPUT] = level as f32;
-        let near: f32 = c[..NEIGHBOURS.len()].iter().map(|v| v.abs()).sum();
-        c[ACTIVITY_INPUT] = log2_eighths(1 + near.round() as u32) as f32;
-        c
     }
 
     #[test]
