@@ -39,17 +39,14 @@ pub fn step_for_lambda(lambda: f64) -> f32 {
 pub const LEVEL_STEP_RATIO: f32 = 1.6;
 
 /// A lifted level's step is (its energy / the finest's)^(-this/2) of the
-/// finest step: 1 gives every coefficient the same share of the error.
-/// Under the deadzone rounding 0.8 did as well or better (no training, CR
-/// 50 / 100 / 200 / 500, dB — MNI152 at half size: 1.0 → 45.81 / 37.90 /
-/// 33.12 / 28.57, 0.8 → 45.72 / 37.93 / 33.10 / 28.57; engine at half
-/// size: 1.0 → 47.91 / 41.22 / 34.78 / 28.65, 0.8 → 48.33 / 41.43 / 34.88 /
-/// 28.57); under rate–distortion rounding 1 does (engine half: 0.8 →
-/// 48.83 / 42.16 / 35.87 / 29.40, 1.0 → 48.88 / 42.29 / 35.99 / 29.45;
-/// MNI152 half: 46.32 / 38.72 / 33.92 / 29.04 and 46.33 / 38.71 / 33.93 /
-/// 29.09). The band gains are at full weight either way (½: MNI152 half,
-/// CR 200, 33.12 → 32.84 dB).
-const LIFTED_LEVEL_WEIGHT: f64 = 1.0;
+/// finest step: 1 would give every coefficient the same share of the error;
+/// under the context model a little less weight on the coarse levels does
+/// as well or better (no training, CR 50 / 100 / 200 / 500, dB — MNI152 at
+/// half size: 1.0 → 45.81 / 37.90 / 33.12 / 28.57, 0.8 → 45.72 / 37.93 /
+/// 33.10 / 28.57; engine at half size: 1.0 → 47.91 / 41.22 / 34.78 /
+/// 28.65, 0.8 → 48.33 / 41.43 / 34.88 / 28.57). The band gains stay at
+/// full weight (½: MNI152 half, CR 200, 33.12 → 32.84 dB).
+const LIFTED_LEVEL_WEIGHT: f64 = 0.8;
 
 /// Lifted coefficients round towards 0 by this much more than to nearest: a
 /// value barely past a half costs more bits than its error saves (no
