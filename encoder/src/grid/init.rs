@@ -255,7 +255,7 @@ impl Analysis {
             None => c,
         };
         // Under RD rounding: from nearest, then moved where it pays.
-        let nearest = |c: f32| (c.round()).clamp(-most, most);
+        let nearest = |c: f32| c.round().clamp(-most, most);
         let rd = |x: Vec<f32>, l: usize, latents: &[Vec<f32>]| match rdo {
             Some(rdo) => {
                 let mut q: Vec<f32> = x.iter().map(|&c| nearest(c)).collect();

@@ -420,30 +420,23 @@ pub fn fit_scale(
     // decides the size).
     let mut context_fit = ContextFit::new(layout);
     let first_fit = Instant::now();
-    let mut bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_FIRST_PASSES);
+    context_fit.train(&mut context, &latents, &ldims, CONTEXT_FIRST_PASSES);
     // What the context's last fit will take, held back from the training.
     let last_fit = first_fit
         .elapsed()
         .mul_f64(CONTEXT_PASSES as f64 / CONTEXT_FIRST_PASSES as f64);
-    // Under a byte goal the latents are then rounded for rate and
-    // distortion, priced by the context model fitted so far.
-    let rd_rounding = byte_goal.is_some();
-    let analyse = |delta: f32, context: &[f32]| {
-        if rd_rounding {
+    if let Some((budget, coefficients)) = &byte_goal {
+        // The latents are then rounded for rate and distortion, priced by
+        // the context model fitted so far.
+        let analyse = |delta: f32, context: &[f32]| {
             let rdo = Rdo {
                 model: ContextModel::new(layout, context),
                 kappa: RDO_KAPPA,
             };
             analysis.analyse_rd(target, delta, &rdo)
-        } else {
-            analysis.analyse(target, Some(delta))
-        }
-    };
-    if rd_rounding {
+        };
         latents = analyse(delta, &context);
-        bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
-    }
-    if let Some((budget, coefficients)) = &byte_goal {
+        let mut bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
         let budget = *budget;
         // (ln Δ, ln bits) measured last: the next step is the secant's.
         let mut last: Option<(f64, f64)> = None;
