@@ -166,6 +166,7 @@ pub fn random_grid_scale(
         context,
         latents,
         lifting: None,
+        coder: crate::grid::entropy::Coder::Adaptive,
     }
 }
 

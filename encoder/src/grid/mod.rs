@@ -13,7 +13,7 @@ pub mod synthesis;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use strata_format::grid::entropy::{is_coded_at, CONTEXT_INPUTS, WEIGHT_FRAC};
+use strata_format::grid::entropy::{is_coded_at, Coder, CONTEXT_INPUTS, WEIGHT_FRAC};
 use strata_format::grid::{latent_dims, GridArchitecture, GridSection, Lifting, MAX_LATENT_LEVELS};
 use strata_format::synth::SplitMix;
 
@@ -435,8 +435,16 @@ pub fn fit_scale(
             };
             analysis.analyse_rd(target, delta, &rdo)
         };
+        // The bits the latents take as coded: the adaptive coder spends
+        // ~8–10% less than the context model's Laplace prices them (engine,
+        // CR 200), which would leave the archive that much under its goal.
+        let coded_bits = |latents: &[Vec<f32>], context: &[f32]| {
+            let section = to_section(level, arch.clone(), latents, &synth, context, None);
+            8.0 * section.latent_bytes(dims) as f64
+        };
         latents = analyse(delta, &context);
-        let mut bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
+        context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
+        let mut bits = coded_bits(&latents, &context);
         let budget = *budget;
         // (ln Δ, ln bits) measured last: the next step is the secant's.
         let mut last: Option<(f64, f64)> = None;
@@ -477,7 +485,8 @@ pub fn fit_scale(
             let moved = (here.0 - off.ln() / slope).clamp(here.0 - 2.0, here.0 + 2.0);
             delta = (moved.exp() as f32).clamp(init::STEP_RANGE.0, init::STEP_RANGE.1);
             latents = analyse(delta, &context);
-            bits = context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
+            context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
+            bits = coded_bits(&latents, &context);
         }
         let best = recent
             .iter()
@@ -792,26 +801,22 @@ impl ContextFit {
         }
     }
 
-    /// `passes` Adam steps on the bits of all `latents`; returns the bits
-    /// under the model the last pass measured them with.
+    /// `passes` Adam steps on the bits of all `latents`.
     fn train(
         &mut self,
         context: &mut [f32],
         latents: &[Vec<f32>],
         ldims: &[[usize; 4]],
         passes: usize,
-    ) -> f64 {
+    ) {
         let count: usize = latents.iter().map(Vec::len).sum();
-        let mut bits = 0.0;
         for _ in 0..passes {
             self.t += 1;
             let r = rate::step(self.layout, context, latents, ldims, 1, 0, None);
-            bits = r.bits;
             let g: Vec<f32> = r.params.iter().map(|g| g / count as f32).collect();
             self.adam.update(context, &g, CONTEXT_LR, self.t);
             clamp_context(context);
         }
-        bits
     }
 }
 
@@ -889,6 +894,7 @@ fn to_section(
             })
             .collect(),
         lifting,
+        coder: Coder::Adaptive,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::bytes::{ByteReader, PutLe};
 use crate::error::FormatError;
 use crate::header::Header;
 use crate::Limits;
-use entropy::{ContextNet, LaplaceTable, LevelView, CONTEXT_INPUTS};
+use entropy::{Coder, ContextNet, LaplaceTable, LevelView, CONTEXT_INPUTS};
 pub use lifting::Lifting;
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
@@ -133,6 +133,8 @@ pub struct GridSection {
     /// 0); else each level below the coarsest holds 5/3 wavelet details,
     /// with these band gains (transform 1, [`lifting`]).
     pub lifting: Option<Lifting>,
+    /// How the latents' decisions get their probabilities.
+    pub coder: Coder,
 }
 
 /// Coded bytes of a grid section by what they describe.
@@ -234,7 +236,10 @@ impl GridSection {
         let mut out = Vec::new();
         out.put_u8(MODEL_GRID);
         out.put_u8(self.level);
-        out.put_u16(0);
+        out.put_u16(match self.coder {
+            Coder::Fixed => 0,
+            Coder::Adaptive => 1,
+        });
         for d in dims {
             out.put_u32(d as u32);
         }
@@ -254,38 +259,13 @@ impl GridSection {
         for &g in self.lifting.iter().flat_map(|l| l.gains.iter().flatten()) {
             out.put_u16(half::f16::from_f32(g).to_bits());
         }
-        let net = ContextNet::new(&self.arch, &self.context);
-        let table = LaplaceTable::new();
         // Coarsest level first: each level's contexts read its parent.
-        for l in (0..self.arch.levels as usize).rev() {
-            let values = &self.latents[l];
-            if values.iter().all(|&v| v == 0) {
+        for coded in self.coded_levels(dims).into_iter().rev() {
+            let Some(coded) = coded else {
                 out.put_u8(0);
                 continue;
-            }
-            out.put_u8(1);
-            let ldims = latent_dims(dims, l as u8);
-            let parent = self.latents.get(l + 1).map(|p| LevelView {
-                dims: latent_dims(dims, l as u8 + 1),
-                values: p,
-            });
-            let chunks = entropy::chunks(ldims);
-            let code = |c: &entropy::Chunk| {
-                let run = &values[c.offset(ldims)..][..c.len(ldims)];
-                entropy::encode_chunk(
-                    &net,
-                    &table,
-                    run,
-                    [ldims[0], ldims[1]],
-                    parent.as_ref(),
-                    *c,
-                    l,
-                )
             };
-            #[cfg(feature = "parallel")]
-            let coded: Vec<Vec<u8>> = chunks.par_iter().map(code).collect();
-            #[cfg(not(feature = "parallel"))]
-            let coded: Vec<Vec<u8>> = chunks.iter().map(code).collect();
+            out.put_u8(1);
             for c in &coded {
                 out.put_u32(c.len() as u32);
             }
@@ -294,6 +274,55 @@ impl GridSection {
             }
         }
         out
+    }
+
+    /// Bytes the coded latents take (chunks only, without their lengths),
+    /// for a scale grid of `dims`: what an encoder steering the size
+    /// measures.
+    pub fn latent_bytes(&self, dims: [usize; 4]) -> u64 {
+        self.coded_levels(dims)
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|c| c.len() as u64)
+            .sum()
+    }
+
+    /// Each latent level's coded chunks, finest first (`None`: all zero).
+    fn coded_levels(&self, dims: [usize; 4]) -> Vec<Option<Vec<Vec<u8>>>> {
+        let net = ContextNet::new(&self.arch, &self.context);
+        let table = LaplaceTable::new();
+        (0..self.arch.levels as usize)
+            .map(|l| {
+                let values = &self.latents[l];
+                if values.iter().all(|&v| v == 0) {
+                    return None;
+                }
+                let ldims = latent_dims(dims, l as u8);
+                let parent = self.latents.get(l + 1).map(|p| LevelView {
+                    dims: latent_dims(dims, l as u8 + 1),
+                    values: p,
+                });
+                let chunks = entropy::chunks(ldims);
+                let code = |c: &entropy::Chunk| {
+                    let run = &values[c.offset(ldims)..][..c.len(ldims)];
+                    entropy::encode_chunk(
+                        &net,
+                        &table,
+                        self.coder,
+                        run,
+                        [ldims[0], ldims[1]],
+                        parent.as_ref(),
+                        *c,
+                        l,
+                    )
+                };
+                #[cfg(feature = "parallel")]
+                return Some(chunks.par_iter().map(code).collect());
+                #[cfg(not(feature = "parallel"))]
+                Some(chunks.iter().map(code).collect())
+            })
+            .collect()
     }
 
     /// Parses a section whose checksum has been verified, decoding its
@@ -377,7 +406,15 @@ impl GridSection {
                 "section says level {level}, table says {expected_level}"
             )));
         }
-        r.u16("reserved")?;
+        let coder = match r.u16("latent coder")? {
+            0 => Coder::Fixed,
+            1 => Coder::Adaptive,
+            c => {
+                return Err(FormatError::Invalid(format!(
+                    "latent coder {c}, expected 0 (fixed) or 1 (adaptive)"
+                )))
+            }
+        };
         let dims = header.level_dims(level);
         for (axis, &d) in dims.iter().enumerate() {
             let stored = r.u32("grid dims")? as usize;
@@ -512,6 +549,7 @@ impl GridSection {
                     decode_level(
                         &net,
                         &table,
+                        coder,
                         l,
                         ldims,
                         &mut values,
@@ -552,6 +590,7 @@ impl GridSection {
                 context,
                 latents,
                 lifting,
+                coder,
             },
             breakdown,
         ))
@@ -571,6 +610,7 @@ fn binary16s(raw: &[u8]) -> Vec<f32> {
 fn decode_level(
     net: &ContextNet,
     table: &LaplaceTable,
+    coder: Coder,
     level: usize,
     dims: [usize; 4],
     values: &mut [i32],
@@ -589,6 +629,7 @@ fn decode_level(
         entropy::decode_chunk(
             net,
             table,
+            coder,
             run,
             [dims[0], dims[1]],
             parent,

@@ -259,6 +259,7 @@ mod tests {
                     .collect(),
                 arch,
                 lifting: None,
+                coder: crate::grid::entropy::Coder::Adaptive,
             };
             let n: usize = dims.iter().product();
             let base: Vec<f32> = (0..n).map(|_| rng.symmetric(1.0)).collect();
