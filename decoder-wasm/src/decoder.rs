@@ -325,7 +325,7 @@ impl Decoder {
 
     /// Decodes one grid scale section (the next level due) on the GPU: the
     /// upsample-add from the coarser levels as for SIREN scales, then the
-    /// synthesis. Its latents were entropy-decoded by the parser (on the
+    /// synthesis, then the loop filter if it has one. Its latents were entropy-decoded by the parser (on the
     /// CPU; in wasm in the browser).
     pub fn add_grid_scale(&mut self, section: &GridSection) -> Result<Progress, DecodeError> {
         let header = self
@@ -345,6 +345,15 @@ impl Decoder {
             self.pipelines.upsample_add(&self.gpu, coarse, &grid)?;
         }
         self.pipelines.add_synthesis(&self.gpu, section, &grid)?;
+        let grid = match &section.loop_filter {
+            Some(filter) => {
+                let filtered = Grid::zeros(&self.gpu, dims)?;
+                self.pipelines
+                    .loop_filter(&self.gpu, filter, &grid, &filtered)?;
+                filtered
+            }
+            None => grid,
+        };
         let progress = Progress {
             level: self.levels,
             scales: header.scales,

@@ -1,12 +1,15 @@
 //! The compute pipelines and one function per GPU stage, each the twin of a
 //! CPU decoder function: `eval_blocks` ↔ `add_blocks`/`eval_block`,
 //! `upsample_add` ↔ `upsample_add`, `write_texture` ↔ the grid's frame,
-//! `sine` ↔ `sin_approx`, `add_synthesis` ↔ `strata_format::grid::add_synthesis`.
+//! `sine` ↔ `sin_approx`, `add_synthesis` ↔ `strata_format::grid::add_synthesis`,
+//! `loop_filter` ↔ `strata_format::grid::LoopFilter::apply`.
 //! Block-evaluation and grid-synthesis pipelines are generated per MLP shape
 //! and cached.
 
 use std::collections::HashMap;
 
+use strata_format::grid::loop_filter::{COEFFICIENTS, MAX_CLASSES};
+use strata_format::grid::LoopFilter;
 use strata_format::GridSection;
 use wgpu::util::DeviceExt;
 
@@ -38,6 +41,7 @@ pub struct Pipelines {
     /// and a derived layout would then lack their binding.
     synthesis_layout: wgpu::PipelineLayout,
     upsample: wgpu::ComputePipeline,
+    loop_filter: wgpu::ComputePipeline,
     texture: wgpu::ComputePipeline,
     allow_staging: bool,
 }
@@ -134,6 +138,7 @@ impl Pipelines {
             synthesis_layout: synthesis_layout(gpu),
             bake_from_voxels: BAKE_FROM_VOXELS,
             upsample: pipeline(gpu, "upsample_add", shaders::UPSAMPLE_ADD, "upsample_add"),
+            loop_filter: pipeline(gpu, "loop_filter", shaders::LOOP_FILTER, "loop_filter"),
             texture: pipeline(
                 gpu,
                 "write_texture",
@@ -339,6 +344,72 @@ impl Pipelines {
             ],
         });
         dispatch(gpu, &self.upsample, &bind, (gx, gy, 1));
+        gpu.check()
+    }
+
+    /// `dst = filter(src)`: the twin of `strata_format::grid::LoopFilter::apply`.
+    pub fn loop_filter(
+        &self,
+        gpu: &Gpu,
+        filter: &LoopFilter,
+        src: &Grid,
+        dst: &Grid,
+    ) -> Result<(), DecodeError> {
+        if src.dims != dst.dims {
+            return Err(DecodeError::Usage(format!(
+                "a {:?} grid filtered into a {:?} one",
+                src.dims, dst.dims
+            )));
+        }
+        filter.check()?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        // The thresholds' slots, then each class's weights (the shader's
+        // THRESHOLD_SLOTS and COEFFICIENTS).
+        let mut values = vec![0f32; MAX_CLASSES - 1];
+        values[..filter.thresholds.len()].copy_from_slice(&filter.thresholds);
+        for k in 0..filter.classes() {
+            values.extend_from_slice(&filter.weights(k));
+        }
+        debug_assert_eq!(
+            values.len(),
+            MAX_CLASSES - 1 + COEFFICIENTS * filter.classes()
+        );
+        let filters = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("loop filter"),
+                contents: &crate::model::to_bytes(&values),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        let groups = (src.len() as u64).div_ceil(256);
+        let (gx, gy) = gpu.dispatch_2d("loop filter", groups)?;
+        let d = dims_u32(src.dims)?;
+        let params = uniform(
+            gpu,
+            &[
+                d[0],
+                d[1],
+                d[2],
+                d[3],
+                gx,
+                filter.classes() as u32,
+                filter.clamp as u32,
+                0,
+            ],
+        );
+        let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("loop_filter"),
+            layout: &self.loop_filter.get_bind_group_layout(0),
+            entries: &[
+                entry(0, &params),
+                entry(1, &filters),
+                entry(2, &src.buffer),
+                entry(3, &dst.buffer),
+            ],
+        });
+        dispatch(gpu, &self.loop_filter, &bind, (gx, gy, 1));
         gpu.check()
     }
 

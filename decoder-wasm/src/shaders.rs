@@ -12,6 +12,7 @@ pub const EVAL_BLOCKS: &str = include_str!("../../shaders/eval_blocks.wgsl");
 pub const UPSAMPLE_ADD: &str = include_str!("../../shaders/upsample_add.wgsl");
 pub const WRITE_TEXTURE: &str = include_str!("../../shaders/write_texture.wgsl");
 pub const GRID_SYNTHESIS: &str = include_str!("../../shaders/grid_synthesis.wgsl");
+pub const LOOP_FILTER: &str = include_str!("../../shaders/loop_filter.wgsl");
 
 /// The layer shapes of one scale's MLPs, which fix the generated shader.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

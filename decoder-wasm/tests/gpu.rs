@@ -12,7 +12,7 @@ use strata_format::decode::{add_blocks, sin_approx, upsample_add, ScaleModel};
 use strata_format::grid::add_synthesis;
 use strata_format::synth::{
     default_architecture, random_grid_scale, random_scale, random_scales, with_random_lifting,
-    SplitMix,
+    with_random_loop_filter, SplitMix,
 };
 use strata_format::{
     decode, Architecture, ArchiveWriter, Codec, DataType, GridArchitecture, GridSection, Header,
@@ -313,6 +313,62 @@ fn check_synthesis(
 }
 
 #[test]
+fn loop_filter_matches_its_cpu_twin() {
+    let Some(gpu) = gpu() else { return };
+    let p = Pipelines::new(&gpu).unwrap();
+    let vi = info([8, 8, 8, 1], 1, [8, 8, 8]);
+    let arch = grid_arch(1, &[]);
+    let mut worst = 0f64;
+    // Odd dims, 4D, axes thinner than the diamond, more voxels than one
+    // dispatch row of workgroups covers.
+    let cases: [[usize; 4]; 6] = [
+        [37, 21, 19, 1],
+        [17, 9, 6, 3],
+        [1, 13, 9, 1],
+        [2, 1, 1, 5],
+        [1, 1, 1, 1],
+        [300, 250, 3, 1],
+    ];
+    for (i, dims) in cases.into_iter().enumerate() {
+        let mut rng = SplitMix(500 + i as u64);
+        let mut filter = None;
+        // Random filters until one with several classes (and either clamp).
+        while filter
+            .as_ref()
+            .is_none_or(|f: &strata_format::grid::LoopFilter| f.classes() < 2 + i % 3)
+        {
+            let s = random_grid_scale(&vi, 0, &arch, 1.0, &mut rng);
+            filter = with_random_loop_filter(s, &mut rng).loop_filter;
+        }
+        let filter = filter.unwrap();
+        let data = random(dims.iter().product(), 600 + i as u64);
+        let cpu = filter.apply(dims, &data);
+        let src = Grid::from_data(&gpu, dims, &data).unwrap();
+        let dst = Grid::zeros(&gpu, dims).unwrap();
+        p.loop_filter(&gpu, &filter, &src, &dst).unwrap();
+        let (err, range) = rel_error(&dst.read(&gpu).unwrap(), &cpu);
+        eprintln!(
+            "loop filter {dims:?}, {} classes, clamp {}: worst {err:.2e} of range {range:.3}",
+            filter.classes(),
+            filter.clamp
+        );
+        assert!(err <= TOL, "GPU loop filter off by {err:e} of the range");
+        worst = worst.max(err);
+    }
+    eprintln!("loop filter: worst case {worst:.2e} of the value range");
+    let other = Grid::zeros(&gpu, [3, 3, 3, 1]).unwrap();
+    let grid = Grid::zeros(&gpu, [3, 3, 2, 1]).unwrap();
+    let s = random_grid_scale(&vi, 0, &arch, 1.0, &mut SplitMix(1));
+    let f = with_random_loop_filter(s, &mut SplitMix(2))
+        .loop_filter
+        .unwrap();
+    assert!(matches!(
+        p.loop_filter(&gpu, &f, &grid, &other),
+        Err(DecodeError::Usage(_))
+    ));
+}
+
+#[test]
 fn grid_synthesis_matches_its_cpu_twin() {
     let Some(gpu) = gpu() else { return };
     let mut p = Pipelines::new(&gpu)
@@ -467,9 +523,12 @@ fn mixed_archive(vi: &VolumeInfo, kinds: &str, seed: u64) -> Vec<u8> {
                 context_hidden: 4,
             };
             let mut g: GridSection = random_grid_scale(vi, level, &arch, 1.5, &mut rng);
-            // Both transforms in one archive.
+            // Both transforms in one archive, and loop filters.
             if level % 2 == 1 {
                 g = with_random_lifting(g, &mut rng);
+            }
+            if level % 3 != 1 {
+                g = with_random_loop_filter(g, &mut rng);
             }
             w.add_scale(&g).unwrap();
         }

@@ -167,6 +167,7 @@ pub fn random_grid_scale(
         latents,
         lifting: None,
         coder: crate::grid::entropy::Coder::Adaptive,
+        loop_filter: None,
     }
 }
 
@@ -177,5 +178,30 @@ pub fn with_random_lifting(mut section: GridSection, rng: &mut SplitMix) -> Grid
         .map(|_| std::array::from_fn(|_| half::f16::from_f32(0.5 + 2.5 * rng.unit()).to_f32()))
         .collect();
     section.lifting = Some(crate::grid::Lifting { gains });
+    section
+}
+
+/// `section` with a random loop filter of 1..=4 classes: taps near the
+/// identity (so the level stays recognisable), ascending thresholds, clamped
+/// at random.
+pub fn with_random_loop_filter(mut section: GridSection, rng: &mut SplitMix) -> GridSection {
+    use crate::grid::loop_filter::{COEFFICIENTS, COEFFICIENT_FRAC};
+    let classes = 1 + (rng.unit() * 4.0) as usize % 4;
+    let mut thresholds: Vec<f32> = (1..classes).map(|_| rng.unit() * 0.2).collect();
+    thresholds.sort_by(f32::total_cmp);
+    let one = (1 << COEFFICIENT_FRAC) as f32;
+    let coefficients = (0..classes)
+        .map(|_| {
+            let mut c: [i16; COEFFICIENTS] =
+                std::array::from_fn(|_| (rng.symmetric(0.03) * one) as i16);
+            c[0] = ((0.6 + 0.3 * rng.unit()) * one) as i16;
+            c
+        })
+        .collect();
+    section.loop_filter = Some(crate::grid::LoopFilter {
+        thresholds,
+        coefficients,
+        clamp: rng.unit() < 0.5,
+    });
     section
 }

@@ -6,7 +6,9 @@
 
 use strata_format::grid::entropy::Coder;
 use strata_format::grid::{add_synthesis, latent_dims, GridArchitecture, GridSection};
-use strata_format::synth::{random_grid_scale, with_random_lifting, SplitMix};
+use strata_format::synth::{
+    random_grid_scale, with_random_lifting, with_random_loop_filter, SplitMix,
+};
 use strata_format::{
     decode, Archive, ArchiveWriter, Codec, DataType, Limits, ScaleRef, VolumeInfo,
 };
@@ -33,16 +35,18 @@ fn archive(info: &VolumeInfo, sections: &[GridSection]) -> Vec<u8> {
 }
 
 /// Random sections, the odd levels' 5/3-lifted (both transforms in one
-/// archive).
+/// archive), all but every third with a loop filter.
 fn sections(info: &VolumeInfo, arch: &GridArchitecture, rng: &mut SplitMix) -> Vec<GridSection> {
     (0..info.scales)
         .map(|l| {
-            let s = random_grid_scale(info, l, arch, 1.5, rng);
+            let mut s = random_grid_scale(info, l, arch, 1.5, rng);
             if l % 2 == 1 {
-                with_random_lifting(s, rng)
-            } else {
-                s
+                s = with_random_lifting(s, rng);
             }
+            if l % 3 != 1 {
+                s = with_random_loop_filter(s, rng);
+            }
+            s
         })
         .collect()
 }
@@ -183,6 +187,64 @@ fn lifted_sections_check_their_transform_and_gains() {
         e.contains("1 levels of band gains, the lifting needs 2"),
         "{e}"
     );
+}
+
+/// A loop filter's flag, class count and thresholds are checked by the
+/// parser: clear errors, not panics; and its filter is applied on decode.
+#[test]
+fn loop_filters_are_checked_and_applied() {
+    let info = info([12, 10, 9, 1], 1);
+    let arch = GridArchitecture {
+        levels: 2,
+        synthesis: vec![],
+        context_hidden: 2,
+    };
+    let mut rng = SplitMix(21);
+    let plain = random_grid_scale(&info, 0, &arch, 2.0, &mut rng);
+    let mut s = with_random_loop_filter(plain.clone(), &mut rng);
+    s.loop_filter.as_mut().unwrap().clamp = true;
+    let good = archive(&info, std::slice::from_ref(&s));
+    let a = Archive::read(&good, &Limits::default()).unwrap();
+    assert_eq!(grid_sections(&a)[0], &s);
+    // Decoded, the filtered level is the filter of the unfiltered one,
+    // clamped to the value range.
+    let unfiltered = decode(&a.header, &[ScaleRef::Grid(&plain)], None).unwrap();
+    let filtered = decode(&a.header, &a.usable_scales(), None).unwrap();
+    assert_ne!(unfiltered.data, filtered.data);
+    assert!(filtered.data.iter().all(|&v| (-1.0..=3.0).contains(&v)));
+    let entry = a.header.sections[0].clone();
+    let start = entry.offset as usize;
+    let damaged = |at: usize, bytes: &[u8]| {
+        let mut b = good[start..start + entry.length as usize].to_vec();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        let raw = strata_format::RawSection {
+            index: 0,
+            entry: entry.clone(),
+            bytes: b,
+        };
+        raw.decode(&a.header, &Limits::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    // The flag is the section's 4th byte; the filter follows the context
+    // parameters (no band gains: transform 0).
+    let e = damaged(3, &[2]);
+    assert!(e.contains("loop filter flag 2"), "{e}");
+    let filter_at = 24 + 2 * arch.synthesis_params() + 2 * arch.context_params();
+    let e = damaged(filter_at, &[0]);
+    assert!(e.contains("0 loop filter classes"), "{e}");
+    let e = damaged(filter_at, &[33]);
+    assert!(e.contains("33 loop filter classes"), "{e}");
+    let e = damaged(filter_at + 1, &[9]);
+    assert!(e.contains("loop filter clamp 9"), "{e}");
+    if s.loop_filter.as_ref().unwrap().classes() > 1 {
+        let e = damaged(filter_at + 2, &f32::NAN.to_bits().to_le_bytes());
+        assert!(e.contains("not finite and ascending"), "{e}");
+    }
+    // Dropping the flag leaves the filter's bytes where latents are due.
+    let e = damaged(3, &[0]);
+    assert!(!e.is_empty());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod init;
 mod lanes;
+pub mod loop_filter;
 pub mod rate;
 pub mod slab;
 pub mod synthesis;
@@ -895,6 +896,7 @@ fn to_section(
             .collect(),
         lifting,
         coder: Coder::Adaptive,
+        loop_filter: None,
     }
 }
 

@@ -135,7 +135,12 @@ impl Reconstruction {
         };
         match section {
             ScaleRef::Siren(s) => add_blocks(&ScaleModel::new(s, &self.header)?, &mut grid),
-            ScaleRef::Grid(g) => crate::grid::add_synthesis(g, dims, &mut grid),
+            ScaleRef::Grid(g) => {
+                crate::grid::add_synthesis(g, dims, &mut grid);
+                if let Some(filter) = &g.loop_filter {
+                    grid = filter.apply(dims, &grid);
+                }
+            }
         }
         self.dims = dims;
         self.data = grid;

@@ -7,6 +7,7 @@
 
 pub mod entropy;
 pub mod lifting;
+pub mod loop_filter;
 mod synthesis;
 
 pub use synthesis::{
@@ -20,6 +21,7 @@ use crate::header::Header;
 use crate::Limits;
 use entropy::{Coder, ContextNet, LaplaceTable, LevelView, CONTEXT_INPUTS};
 pub use lifting::Lifting;
+pub use loop_filter::LoopFilter;
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
@@ -135,6 +137,8 @@ pub struct GridSection {
     pub lifting: Option<Lifting>,
     /// How the latents' decisions get their probabilities.
     pub coder: Coder,
+    /// Filters the level's reconstruction once the synthesis is added.
+    pub loop_filter: Option<LoopFilter>,
 }
 
 /// Coded bytes of a grid section by what they describe.
@@ -142,6 +146,7 @@ pub struct GridSection {
 pub struct GridBreakdown {
     /// Prelude, architecture, level flags and chunk lengths.
     pub framing: u64,
+    /// Synthesis parameters, band gains and the loop filter.
     pub synthesis: u64,
     pub context: u64,
     /// Coded latents per level, finest first.
@@ -197,6 +202,9 @@ impl GridSection {
                 return bad(format!("band gain {g} is not a finite binary16 value"));
             }
         }
+        if let Some(filter) = &self.loop_filter {
+            filter.check()?;
+        }
         let dims = header.level_dims(self.level);
         if self.latents.len() != self.arch.levels as usize {
             return bad(format!(
@@ -236,10 +244,11 @@ impl GridSection {
         let mut out = Vec::new();
         out.put_u8(MODEL_GRID);
         out.put_u8(self.level);
-        out.put_u16(match self.coder {
+        out.put_u8(match self.coder {
             Coder::Fixed => 0,
             Coder::Adaptive => 1,
         });
+        out.put_u8(self.loop_filter.is_some() as u8);
         for d in dims {
             out.put_u32(d as u32);
         }
@@ -258,6 +267,9 @@ impl GridSection {
         }
         for &g in self.lifting.iter().flat_map(|l| l.gains.iter().flatten()) {
             out.put_u16(half::f16::from_f32(g).to_bits());
+        }
+        if let Some(filter) = &self.loop_filter {
+            filter.write(&mut out);
         }
         // Coarsest level first: each level's contexts read its parent.
         for coded in self.coded_levels(dims).into_iter().rev() {
@@ -406,12 +418,21 @@ impl GridSection {
                 "section says level {level}, table says {expected_level}"
             )));
         }
-        let coder = match r.u16("latent coder")? {
+        let coder = match r.u8("latent coder")? {
             0 => Coder::Fixed,
             1 => Coder::Adaptive,
             c => {
                 return Err(FormatError::Invalid(format!(
                     "latent coder {c}, expected 0 (fixed) or 1 (adaptive)"
+                )))
+            }
+        };
+        let has_filter = match r.u8("loop filter flag")? {
+            0 => false,
+            1 => true,
+            f => {
+                return Err(FormatError::Invalid(format!(
+                    "loop filter flag {f}, expected 0 or 1"
                 )))
             }
         };
@@ -498,6 +519,14 @@ impl GridSection {
                     .map(|g| [g[0], g[1], g[2], g[3]])
                     .collect(),
             })
+        } else {
+            None
+        };
+        let loop_filter = if has_filter {
+            let before = r.position();
+            let filter = LoopFilter::read(&mut r)?;
+            breakdown.synthesis += (r.position() - before) as u64;
+            Some(filter)
         } else {
             None
         };
@@ -591,6 +620,7 @@ impl GridSection {
                 latents,
                 lifting,
                 coder,
+                loop_filter,
             },
             breakdown,
         ))

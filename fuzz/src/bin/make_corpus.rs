@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use strata_format::grid::GridArchitecture;
 use strata_format::synth::{
-    default_architecture, random_grid_scale, random_scales, with_random_lifting, SplitMix,
+    default_architecture, random_grid_scale, random_scales, with_random_lifting,
+    with_random_loop_filter, SplitMix,
 };
 use strata_format::{Archive, ArchiveWriter, Codec, DataType, Limits, VolumeInfo};
 
@@ -124,6 +125,10 @@ fn main() {
             // Both transforms: the odd cases' sections 5/3-lifted.
             if i % 2 == 1 {
                 section = with_random_lifting(section, &mut rng);
+            }
+            // And loop filters on every other level.
+            if l % 2 == 0 {
+                section = with_random_loop_filter(section, &mut rng);
             }
             w.add_scale(&section).expect("add grid scale");
         }

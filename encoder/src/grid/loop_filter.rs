@@ -1,0 +1,293 @@
+//! Fits a grid scale's loop filter (`strata_format::grid::loop_filter`) to
+//! the level's reconstruction by least squares, per activity class, and
+//! keeps it where the squared error it removes is worth its bytes at the
+//! scale's λ.
+
+use rayon::prelude::*;
+use strata_format::grid::loop_filter::{
+    activity, taps, COEFFICIENTS, COEFFICIENT_FRAC, MAX_CLASSES,
+};
+use strata_format::grid::LoopFilter;
+
+const N: usize = COEFFICIENTS;
+/// Ridge towards the identity filter: a class with few voxels (or none,
+/// where quantiles tie) keeps the level as it is.
+const RIDGE: f64 = 1e-3;
+/// Voxels sampled for the activity quantiles.
+const QUANTILE_SAMPLES: usize = 1 << 20;
+
+/// Normal equations of one class: Σ x xᵀ, Σ x·t, Σ t².
+#[derive(Clone)]
+struct Normal {
+    xx: [[f64; N]; N],
+    xt: [f64; N],
+    tt: f64,
+}
+
+impl Normal {
+    fn zero() -> Normal {
+        Normal {
+            xx: [[0.0; N]; N],
+            xt: [0.0; N],
+            tt: 0.0,
+        }
+    }
+
+    fn add(&mut self, x: &[f32; N], t: f32) {
+        let x = x.map(|v| v as f64);
+        let t = t as f64;
+        for i in 0..N {
+            for j in i..N {
+                self.xx[i][j] += x[i] * x[j];
+            }
+            self.xt[i] += x[i] * t;
+        }
+        self.tt += t * t;
+    }
+
+    fn merge(mut self, other: &Normal) -> Normal {
+        for i in 0..N {
+            for j in i..N {
+                self.xx[i][j] += other.xx[i][j];
+            }
+            self.xt[i] += other.xt[i];
+        }
+        self.tt += other.tt;
+        self
+    }
+
+    /// Σ (t − h·x)² for the filter `h`.
+    fn sse(&self, h: &[f64; N]) -> f64 {
+        let mut s = self.tt;
+        for i in 0..N {
+            s -= 2.0 * h[i] * self.xt[i];
+            for j in 0..N {
+                let a = if i <= j { self.xx[i][j] } else { self.xx[j][i] };
+                s += h[i] * a * h[j];
+            }
+        }
+        s
+    }
+
+    /// The stored filter of least SSE, and its SSE: the least-squares one
+    /// if its coefficients fit Q14's ±2, else one ridged harder towards the
+    /// identity (a sharp blur's inverse wants larger taps; clamped, they
+    /// would do worse than no filter), at worst the identity.
+    fn best_filter(&self) -> ([i16; N], f64) {
+        let mut identity = [0i16; N];
+        identity[0] = 1 << COEFFICIENT_FRAC;
+        let mut best = (identity, self.sse(&dequantize(&identity)));
+        let scale = (0..N).map(|i| self.xx[i][i]).sum::<f64>() / N as f64;
+        for ridge in [0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0] {
+            let h = self.solve(RIDGE + ridge * scale);
+            let fits = h.iter().all(|v| v.abs() < 1.99);
+            let c = quantize(&h);
+            let e = self.sse(&dequantize(&c));
+            if e < best.1 {
+                best = (c, e);
+            }
+            if fits {
+                break;
+            }
+        }
+        best
+    }
+
+    /// The least-squares filter, ridged by `ridge` towards the identity.
+    fn solve(&self, ridge: f64) -> [f64; N] {
+        let mut a = [[0.0; N]; N];
+        let mut b = self.xt;
+        for i in 0..N {
+            for j in 0..N {
+                a[i][j] = if i <= j { self.xx[i][j] } else { self.xx[j][i] };
+            }
+            a[i][i] += ridge;
+        }
+        b[0] += ridge;
+        // Gaussian elimination with partial pivoting; the ridge keeps `a`
+        // positive definite.
+        for c in 0..N {
+            let p = (c..N)
+                .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+                .unwrap_or(c);
+            a.swap(c, p);
+            b.swap(c, p);
+            for r in c + 1..N {
+                let f = a[r][c] / a[c][c];
+                for k in c..N {
+                    a[r][k] -= f * a[c][k];
+                }
+                b[r] -= f * b[c];
+            }
+        }
+        let mut h = [0.0; N];
+        for c in (0..N).rev() {
+            let s: f64 = (c + 1..N).map(|k| a[c][k] * h[k]).sum();
+            h[c] = (b[c] - s) / a[c][c];
+        }
+        h
+    }
+}
+
+fn quantize(h: &[f64; N]) -> [i16; N] {
+    let one = (1u32 << COEFFICIENT_FRAC) as f64;
+    h.map(|v| (v * one).round().clamp(i16::MIN as f64, i16::MAX as f64) as i16)
+}
+
+fn dequantize(c: &[i16; N]) -> [f64; N] {
+    let one = (1u32 << COEFFICIENT_FRAC) as f64;
+    c.map(|v| v as f64 / one)
+}
+
+/// The loop filter for a level reconstructed as `rec` whose truth is
+/// `truth` (both normalized, dims `dims`), or `None` where no filter of at
+/// most `max_bytes` stored bytes lowers SSE + λ·bits. `clamp`: the level's
+/// values are the volume's, in [0, 1].
+pub fn fit(
+    rec: &[f32],
+    truth: &[f32],
+    dims: [usize; 4],
+    lambda: f64,
+    max_bytes: usize,
+    clamp: bool,
+) -> Option<LoopFilter> {
+    if rec.is_empty() || rec.len() != truth.len() {
+        return None;
+    }
+    let row_voxel = |r: usize| {
+        (
+            r % dims[1],
+            (r / dims[1]) % dims[2],
+            r / (dims[1] * dims[2]),
+        )
+    };
+    // The finest classes: activity quantiles over a sample.
+    let stride = rec.len().div_ceil(QUANTILE_SAMPLES);
+    let mut sample: Vec<f32> = (0..rec.len())
+        .into_par_iter()
+        .step_by(stride)
+        .map(|i| {
+            let x = i % dims[0];
+            let (y, z, t) = row_voxel(i / dims[0]);
+            activity(rec, dims, [x, y, z], t)
+        })
+        .collect();
+    sample.sort_by(f32::total_cmp);
+    let fine = LoopFilter {
+        thresholds: (1..MAX_CLASSES)
+            .map(|k| sample[k * sample.len() / MAX_CLASSES])
+            .collect(),
+        coefficients: vec![[0; N]; MAX_CLASSES],
+        clamp,
+    };
+    let per_class = rec
+        .par_chunks(dims[0])
+        .zip(truth.par_chunks(dims[0]))
+        .enumerate()
+        .fold(
+            || vec![Normal::zero(); MAX_CLASSES],
+            |mut acc, (r, (_, truth_row))| {
+                let (y, z, t) = row_voxel(r);
+                for (x, &target) in truth_row.iter().enumerate() {
+                    let v = [x, y, z];
+                    let k = fine.class_of(activity(rec, dims, v, t));
+                    acc[k].add(&taps(rec, dims, v, t), target);
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![Normal::zero(); MAX_CLASSES],
+            |a, b| a.into_iter().zip(&b).map(|(x, y)| x.merge(y)).collect(),
+        );
+    let mut identity = [0.0; N];
+    identity[0] = 1.0;
+    let unfiltered: f64 = per_class.iter().map(|n| n.sse(&identity)).sum();
+    let mut best: Option<(f64, LoopFilter)> = None;
+    // Coarser classings merge runs of the finest ones.
+    for classes in [1, 2, 4, 8, 16, 32]
+        .into_iter()
+        .filter(|&k| k <= MAX_CLASSES)
+    {
+        let bytes = LoopFilter::stored_len(classes);
+        if bytes > max_bytes {
+            continue;
+        }
+        let run = MAX_CLASSES / classes;
+        let mut sse = 0.0;
+        let mut coefficients = Vec::with_capacity(classes);
+        for group in per_class.chunks(run) {
+            let merged = group[1..].iter().fold(group[0].clone(), |a, b| a.merge(b));
+            let (c, e) = merged.best_filter();
+            sse += e;
+            coefficients.push(c);
+        }
+        let cost = sse + lambda * 8.0 * bytes as f64;
+        if cost < unfiltered && best.as_ref().is_none_or(|(b, _)| cost < *b) {
+            let thresholds = (1..classes).map(|j| fine.thresholds[j * run - 1]).collect();
+            best = Some((
+                cost,
+                LoopFilter {
+                    thresholds,
+                    coefficients,
+                    clamp,
+                },
+            ));
+        }
+    }
+    best.map(|(_, f)| f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_format::synth::SplitMix;
+
+    fn sse(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()
+    }
+
+    #[test]
+    fn the_fitted_filter_undoes_a_blur_and_noise() {
+        // A sharp-edged volume, blurred along x and with noise added: the
+        // filter must take back much of the error, and more with classes.
+        let dims = [24, 20, 16, 1];
+        let mut rng = SplitMix(7);
+        let truth: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|i| {
+                let (x, y, z) = (i % 24, (i / 24) % 20, i / 480);
+                if (x as i32 - 12).pow(2) + (y as i32 - 10).pow(2) + (z as i32 - 8).pow(2) < 40 {
+                    0.8
+                } else {
+                    0.2
+                }
+            })
+            .collect();
+        let rec: Vec<f32> = (0..truth.len())
+            .map(|i| {
+                let x = i % 24;
+                let l = truth[if x > 0 { i - 1 } else { i }];
+                let r = truth[if x < 23 { i + 1 } else { i }];
+                0.25 * l + 0.5 * truth[i] + 0.25 * r + rng.symmetric(0.01)
+            })
+            .collect();
+        let filter =
+            fit(&rec, &truth, dims, 0.0, usize::MAX, true).expect("a filter pays at λ = 0");
+        let out = filter.apply(dims, &rec);
+        let (before, after) = (sse(&rec, &truth), sse(&out, &truth));
+        assert!(after < 0.6 * before, "SSE {before} → {after}");
+        // At a λ that prices any filter above the whole error, none is kept.
+        assert!(fit(&rec, &truth, dims, before, usize::MAX, true).is_none());
+        // Nor one of more bytes than allowed.
+        assert!(fit(&rec, &truth, dims, 0.0, 29, true).is_none());
+    }
+
+    #[test]
+    fn a_level_without_error_gets_no_filter() {
+        let dims = [9, 8, 7, 2];
+        let v: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|i| (i % 13) as f32 * 0.05)
+            .collect();
+        assert!(fit(&v, &v, dims, 1e-12, usize::MAX, false).is_none());
+    }
+}
