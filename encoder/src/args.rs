@@ -110,9 +110,19 @@ pub struct EncodeArgs {
     /// (interpolating, the archives before it).
     #[arg(long, value_enum, default_value = "lifting")]
     grid_transform: TransformArg,
+    /// Grid model: whether each scale ends with a loop filter (least-squares
+    /// filters per activity class over the scale's reconstruction).
+    #[arg(long, value_enum, default_value = "on")]
+    grid_loop_filter: Switch,
     /// Grid model: stop training after about this many seconds in all.
     #[arg(long, value_name = "SECONDS")]
     time: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -201,6 +211,7 @@ impl EncodeArgs {
                     TransformArg::Lifting => Transform::Lifting,
                     TransformArg::Interpolating => Transform::Interpolating,
                 },
+                loop_filter: args.grid_loop_filter == Switch::On,
                 ..GridOptions::default()
             },
             time_limit: match args.time {

@@ -663,6 +663,7 @@ fn encode_grid(
             }
         });
         let filter_bytes = match bytes {
+            _ if !opts.grid.loop_filter => 0,
             Some(b) if finest => (0..=MAX_CLASSES.ilog2())
                 .map(|k| LoopFilter::stored_len(1 << k))
                 .take_while(|&n| n as f64 <= b * LOOP_FILTER_SHARE)
@@ -705,20 +706,19 @@ fn encode_grid(
         )?;
         lambda = fitted.lambda;
         let mut section = fitted.section;
-        // The loop filter is fitted to what the level decodes to unfiltered.
-        let unfiltered = {
-            let mut r = rec.clone();
-            r.add_scale(&section)?;
-            r
-        };
-        section.loop_filter = grid::loop_filter::fit(
-            unfiltered.current().0,
-            &truth.data,
-            truth.dims,
-            lambda,
-            filter_bytes,
-            finest,
-        );
+        if opts.grid.loop_filter {
+            // Fitted to what the level decodes to unfiltered.
+            let mut unfiltered = rec.clone();
+            unfiltered.add_scale(&section)?;
+            section.loop_filter = grid::loop_filter::fit(
+                unfiltered.current().0,
+                &truth.data,
+                truth.dims,
+                lambda,
+                filter_bytes,
+                finest,
+            );
+        }
         writer.add_scale(&section)?;
         let coded = section.to_bytes(&header).len() as f64;
         written += coded;

@@ -61,6 +61,25 @@ fn grid_sections(a: &Archive) -> Vec<&GridSection> {
         .collect()
 }
 
+/// The parse error of the first section of archive `a` (bytes `good`) with
+/// `bytes` written at offset `at` of its payload (checksum bypassed: the
+/// parser itself must catch the damage); empty if it parses.
+fn parse_damaged(a: &Archive, good: &[u8], at: usize, bytes: &[u8]) -> String {
+    let entry = a.header.sections[0].clone();
+    let start = entry.offset as usize;
+    let mut b = good[start..start + entry.length as usize].to_vec();
+    b[at..at + bytes.len()].copy_from_slice(bytes);
+    let raw = strata_format::RawSection {
+        index: 0,
+        entry,
+        bytes: b,
+    };
+    raw.decode(&a.header, &Limits::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
 #[test]
 fn round_trips_every_shape() {
     let mut rng = SplitMix(11);
@@ -159,21 +178,7 @@ fn lifted_sections_check_their_transform_and_gains() {
     assert_eq!(grid_sections(&a)[0], &s);
     // The transform byte is the section's 24th; the first gain follows the
     // context parameters. The parser itself must catch the damage.
-    let entry = a.header.sections[0].clone();
-    let start = entry.offset as usize;
-    let damaged = |at: usize, bytes: &[u8]| {
-        let mut b = good[start..start + entry.length as usize].to_vec();
-        b[at..at + bytes.len()].copy_from_slice(bytes);
-        let raw = strata_format::RawSection {
-            index: 0,
-            entry: entry.clone(),
-            bytes: b,
-        };
-        raw.decode(&a.header, &Limits::default())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
-    };
+    let damaged = |at: usize, bytes: &[u8]| parse_damaged(&a, &good, at, bytes);
     let e = damaged(23, &[2]);
     assert!(e.contains("latent transform 2"), "{e}");
     let gains_at = 24 + 2 + 2 * arch.synthesis_params() + 2 * arch.context_params();
@@ -212,21 +217,7 @@ fn loop_filters_are_checked_and_applied() {
     let filtered = decode(&a.header, &a.usable_scales(), None).unwrap();
     assert_ne!(unfiltered.data, filtered.data);
     assert!(filtered.data.iter().all(|&v| (-1.0..=3.0).contains(&v)));
-    let entry = a.header.sections[0].clone();
-    let start = entry.offset as usize;
-    let damaged = |at: usize, bytes: &[u8]| {
-        let mut b = good[start..start + entry.length as usize].to_vec();
-        b[at..at + bytes.len()].copy_from_slice(bytes);
-        let raw = strata_format::RawSection {
-            index: 0,
-            entry: entry.clone(),
-            bytes: b,
-        };
-        raw.decode(&a.header, &Limits::default())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
-    };
+    let damaged = |at: usize, bytes: &[u8]| parse_damaged(&a, &good, at, bytes);
     // The flag is the section's 4th byte; the filter follows the context
     // parameters (no band gains: transform 0).
     let e = damaged(3, &[2]);

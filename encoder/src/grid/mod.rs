@@ -111,6 +111,9 @@ pub struct GridOptions {
     /// The latent levels' transform: 5/3 lifting (the default) or the
     /// interpolating pyramid.
     pub transform: Transform,
+    /// Fit a loop filter to each scale's reconstruction
+    /// ([`loop_filter`]); fitted after the training, which does not see it.
+    pub loop_filter: bool,
 }
 
 impl Default for GridOptions {
@@ -129,6 +132,7 @@ impl Default for GridOptions {
             latent_lr: LATENT_LR,
             sample: None,
             transform: Transform::Lifting,
+            loop_filter: true,
         }
     }
 }
