@@ -1,6 +1,6 @@
 // dst = the loop filter of src (a grid scale's, once its synthesis is
-// added): per voxel, the filter of its activity class over the 25-voxel
-// diamond |dx|+|dy|+|dz| ≤ 2, point-symmetric, coordinates clamped into the
+// added): per voxel, the filter of its activity class over the diamond
+// |dx|+|dy|+|dz| ≤ 2 or 3, point-symmetric, coordinates clamped into the
 // grid; clamped to [0, 1] where asked. Grids are x-fastest with dims
 // (x, y, z, t); time steps are filtered apart. One invocation per voxel.
 //
@@ -9,26 +9,33 @@
 
 struct Params {
     dims: vec4<u32>,
-    // x: workgroups along x of the dispatch; y: classes; z: clamp (0/1).
+    // x: workgroups along x of the dispatch; y: classes; z: clamp (0/1);
+    // w: pairs of the shape (12 or 31).
     misc: vec4<u32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 // THRESHOLD_SLOTS thresholds (the first classes − 1 used), then per class
-// its COEFFICIENTS weights: the centre's, each pair's, the offset.
+// its pairs + 2 weights: the offset, the centre's, each pair's.
 @group(0) @binding(1) var<storage, read> filters: array<f32>;
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 const THRESHOLD_SLOTS: u32 = 31u;
-const COEFFICIENTS: u32 = 14u;
 
-// One of each pair, in the order of loop_filter::PAIRS.
-var<private> PAIRS: array<vec3<i32>, 12> = array<vec3<i32>, 12>(
+// One of each pair, in the order of loop_filter::PAIRS: radius ≤ 2 first.
+var<private> PAIRS: array<vec3<i32>, 31> = array<vec3<i32>, 31>(
     vec3<i32>(1, 0, 0), vec3<i32>(0, 1, 0), vec3<i32>(0, 0, 1),
     vec3<i32>(2, 0, 0), vec3<i32>(0, 2, 0), vec3<i32>(0, 0, 2),
     vec3<i32>(1, 1, 0), vec3<i32>(1, -1, 0), vec3<i32>(1, 0, 1),
     vec3<i32>(1, 0, -1), vec3<i32>(0, 1, 1), vec3<i32>(0, 1, -1),
+    vec3<i32>(3, 0, 0), vec3<i32>(0, 3, 0), vec3<i32>(0, 0, 3),
+    vec3<i32>(1, -2, 0), vec3<i32>(1, 2, 0), vec3<i32>(2, -1, 0),
+    vec3<i32>(2, 1, 0), vec3<i32>(0, 1, -2), vec3<i32>(0, 1, 2),
+    vec3<i32>(0, 2, -1), vec3<i32>(0, 2, 1), vec3<i32>(1, 0, -2),
+    vec3<i32>(1, 0, 2), vec3<i32>(2, 0, -1), vec3<i32>(2, 0, 1),
+    vec3<i32>(1, -1, -1), vec3<i32>(1, -1, 1), vec3<i32>(1, 1, -1),
+    vec3<i32>(1, 1, 1),
 );
 
 fn at(v: vec3<i32>, t: u32) -> f32 {
@@ -57,13 +64,14 @@ fn loop_filter(@builtin(global_invocation_id) gid: vec3<u32>) {
             k += 1u;
         }
     }
-    let w = THRESHOLD_SLOTS + k * COEFFICIENTS;
-    var sum = filters[w] * at(v, t);
-    for (var q = 0u; q < 12u; q++) {
+    let pairs = p.misc.w;
+    let w = THRESHOLD_SLOTS + k * (pairs + 2u);
+    var sum = filters[w];
+    sum += filters[w + 1u] * at(v, t);
+    for (var q = 0u; q < pairs; q++) {
         let o = PAIRS[q];
-        sum += filters[w + 1u + q] * (at(v + o, t) + at(v - o, t));
+        sum += filters[w + 2u + q] * (at(v + o, t) + at(v - o, t));
     }
-    sum += filters[w + 13u];
     if (p.misc.z == 1u) {
         sum = clamp(sum, 0.0, 1.0);
     }

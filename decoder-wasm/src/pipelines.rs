@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use strata_format::grid::loop_filter::{COEFFICIENTS, MAX_CLASSES};
+use strata_format::grid::loop_filter::MAX_CLASSES;
 use strata_format::grid::LoopFilter;
 use strata_format::GridSection;
 use wgpu::util::DeviceExt;
@@ -366,16 +366,12 @@ impl Pipelines {
             return Ok(());
         }
         // The thresholds' slots, then each class's weights (the shader's
-        // THRESHOLD_SLOTS and COEFFICIENTS).
+        // THRESHOLD_SLOTS; a class's weights are the shape's coefficients).
         let mut values = vec![0f32; MAX_CLASSES - 1];
         values[..filter.thresholds.len()].copy_from_slice(&filter.thresholds);
         for k in 0..filter.classes() {
             values.extend_from_slice(&filter.weights(k));
         }
-        debug_assert_eq!(
-            values.len(),
-            MAX_CLASSES - 1 + COEFFICIENTS * filter.classes()
-        );
         let filters = gpu
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -396,7 +392,7 @@ impl Pipelines {
                 gx,
                 filter.classes() as u32,
                 filter.clamp as u32,
-                0,
+                filter.shape.pairs() as u32,
             ],
         );
         let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -10,6 +10,8 @@ use strata_decoder::{
 };
 use strata_format::decode::{add_blocks, sin_approx, upsample_add, ScaleModel};
 use strata_format::grid::add_synthesis;
+use strata_format::grid::loop_filter::Shape;
+use strata_format::grid::LoopFilter;
 use strata_format::synth::{
     default_architecture, random_grid_scale, random_scale, random_scales, with_random_lifting,
     with_random_loop_filter, SplitMix,
@@ -332,10 +334,12 @@ fn loop_filter_matches_its_cpu_twin() {
     for (i, dims) in cases.into_iter().enumerate() {
         let mut rng = SplitMix(500 + i as u64);
         let mut filter = None;
-        // Random filters until one with several classes (and either clamp).
+        // Random filters until one with several classes and the case's
+        // shape (either clamp).
+        let shape = Shape::ALL[i % 2];
         while filter
             .as_ref()
-            .is_none_or(|f: &strata_format::grid::LoopFilter| f.classes() < 2 + i % 3)
+            .is_none_or(|f: &LoopFilter| f.classes() < 2 + i % 3 || f.shape != shape)
         {
             let s = random_grid_scale(&vi, 0, &arch, 1.0, &mut rng);
             filter = with_random_loop_filter(s, &mut rng).loop_filter;
@@ -348,7 +352,8 @@ fn loop_filter_matches_its_cpu_twin() {
         p.loop_filter(&gpu, &filter, &src, &dst).unwrap();
         let (err, range) = rel_error(&dst.read(&gpu).unwrap(), &cpu);
         eprintln!(
-            "loop filter {dims:?}, {} classes, clamp {}: worst {err:.2e} of range {range:.3}",
+            "loop filter {dims:?}, {:?}, {} classes, clamp {}: worst {err:.2e} of range {range:.3}",
+            filter.shape,
             filter.classes(),
             filter.clamp
         );

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Result};
-use strata_format::grid::loop_filter::MAX_CLASSES;
+use strata_format::grid::loop_filter::{Shape, MAX_CLASSES};
 use strata_format::grid::LoopFilter;
 use strata_format::synth::SplitMix;
 use strata_format::{
@@ -33,7 +33,7 @@ const COARSE_QUANTIZATION_LOSS: f64 = 0.05;
 const GRID_TIME_EXPONENT: f64 = 0.75;
 /// Under a byte goal the finest scale's loop filter may take at most this
 /// share of its bytes, set aside before the latents are fitted: the
-/// largest filter (1, 2, 4 … classes) that fits. (Engine at CR 500, the
+/// largest filter (either shape, 1, 2, 4 … classes) that fits. (Engine at CR 500, the
 /// finest scale's filter with 4 / 16 / 32 classes: +1.2 / +1.6 / +1.8 dB
 /// for 0.2 / 0.8 / 1.5% of its bytes.)
 const LOOP_FILTER_SHARE: f64 = 0.02;
@@ -664,10 +664,12 @@ fn encode_grid(
         });
         let filter_bytes = match bytes {
             _ if !opts.grid.loop_filter => 0,
-            Some(b) if finest => (0..=MAX_CLASSES.ilog2())
-                .map(|k| LoopFilter::stored_len(1 << k))
-                .take_while(|&n| n as f64 <= b * LOOP_FILTER_SHARE)
-                .last()
+            Some(b) if finest => Shape::ALL
+                .into_iter()
+                .flat_map(|s| (0..=MAX_CLASSES.ilog2()).map(move |k| (s, 1 << k)))
+                .map(|(s, k)| LoopFilter::stored_len(s, k))
+                .filter(|&n| n as f64 <= b * LOOP_FILTER_SHARE)
+                .max()
                 .unwrap_or(0),
             _ => usize::MAX,
         };

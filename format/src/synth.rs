@@ -166,7 +166,7 @@ pub fn random_grid_scale(
         context,
         latents,
         lifting: None,
-        coder: crate::grid::entropy::Coder::Adaptive,
+        coder: crate::grid::entropy::Coder::Contextual,
         loop_filter: None,
     }
 }
@@ -181,24 +181,27 @@ pub fn with_random_lifting(mut section: GridSection, rng: &mut SplitMix) -> Grid
     section
 }
 
-/// `section` with a random loop filter of 1..=4 classes: taps near the
-/// identity (so the level stays recognisable), ascending thresholds, clamped
-/// at random.
+/// `section` with a random loop filter of 1..=4 classes and either shape:
+/// taps near the identity (so the level stays recognisable), ascending
+/// thresholds, clamped at random.
 pub fn with_random_loop_filter(mut section: GridSection, rng: &mut SplitMix) -> GridSection {
-    use crate::grid::loop_filter::{COEFFICIENTS, COEFFICIENT_FRAC};
+    use crate::grid::loop_filter::{Shape, COEFFICIENT_FRAC};
     let classes = 1 + (rng.unit() * 4.0) as usize % 4;
+    let shape = Shape::ALL[(rng.unit() * 2.0) as usize % 2];
     let mut thresholds: Vec<f32> = (1..classes).map(|_| rng.unit() * 0.2).collect();
     thresholds.sort_by(f32::total_cmp);
     let one = (1 << COEFFICIENT_FRAC) as f32;
     let coefficients = (0..classes)
         .map(|_| {
-            let mut c: [i16; COEFFICIENTS] =
-                std::array::from_fn(|_| (rng.symmetric(0.03) * one) as i16);
-            c[0] = ((0.6 + 0.3 * rng.unit()) * one) as i16;
+            let mut c: Vec<i16> = (0..shape.coefficients())
+                .map(|_| (rng.symmetric(0.02) * one) as i16)
+                .collect();
+            c[1] = ((0.6 + 0.3 * rng.unit()) * one) as i16;
             c
         })
         .collect();
     section.loop_filter = Some(crate::grid::LoopFilter {
+        shape,
         thresholds,
         coefficients,
         clamp: rng.unit() < 0.5,

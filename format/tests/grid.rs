@@ -227,12 +227,13 @@ fn loop_filters_are_checked_and_applied() {
     assert!(e.contains("0 loop filter classes"), "{e}");
     let e = damaged(filter_at, &[33]);
     assert!(e.contains("33 loop filter classes"), "{e}");
-    let e = damaged(filter_at + 1, &[9]);
+    let e = damaged(filter_at + 1, &[4]);
+    assert!(e.contains("loop filter radius 4"), "{e}");
+    let e = damaged(filter_at + 2, &[9]);
     assert!(e.contains("loop filter clamp 9"), "{e}");
-    if s.loop_filter.as_ref().unwrap().classes() > 1 {
-        let e = damaged(filter_at + 2, &f32::NAN.to_bits().to_le_bytes());
-        assert!(e.contains("not finite and ascending"), "{e}");
-    }
+    assert!(s.loop_filter.as_ref().unwrap().classes() > 1);
+    let e = damaged(filter_at + 3, &f32::NAN.to_bits().to_le_bytes());
+    assert!(e.contains("not finite and ascending"), "{e}");
     // Dropping the flag leaves the filter's bytes where latents are due.
     let e = damaged(3, &[0]);
     assert!(!e.is_empty());
@@ -331,6 +332,7 @@ fn entropy_coding_known_answer() {
     for (coder, want) in [
         (Coder::Fixed, (114284, 761974623122778164)),
         (Coder::Adaptive, (5819, 10130517315726724004)),
+        (Coder::Contextual, (6709, 17199628573010528062)),
     ] {
         s.coder = coder;
         let bytes = s.to_bytes(&info.header());

@@ -5,11 +5,13 @@
 
 use rayon::prelude::*;
 use strata_format::grid::loop_filter::{
-    activity, taps, COEFFICIENTS, COEFFICIENT_FRAC, MAX_CLASSES,
+    activity, taps, Shape, COEFFICIENT_FRAC, MAX_CLASSES, MAX_COEFFICIENTS, PAIRS,
 };
 use strata_format::grid::LoopFilter;
 
-const N: usize = COEFFICIENTS;
+/// The largest shape's inputs; a smaller shape's are a prefix of them, so
+/// one pass of normal equations serves every shape.
+const N: usize = MAX_COEFFICIENTS;
 /// Ridge towards the identity filter: a class with few voxels (or none,
 /// where quantiles tie) keeps the level as it is.
 const RIDGE: f64 = 1e-3;
@@ -56,12 +58,12 @@ impl Normal {
         self
     }
 
-    /// Σ (t − h·x)² for the filter `h`.
-    fn sse(&self, h: &[f64; N]) -> f64 {
+    /// Σ (t − h·x)² for the filter `h` on the first `h.len()` inputs.
+    fn sse(&self, h: &[f64]) -> f64 {
         let mut s = self.tt;
-        for i in 0..N {
+        for i in 0..h.len() {
             s -= 2.0 * h[i] * self.xt[i];
-            for j in 0..N {
+            for j in 0..h.len() {
                 let a = if i <= j { self.xx[i][j] } else { self.xx[j][i] };
                 s += h[i] * a * h[j];
             }
@@ -69,17 +71,18 @@ impl Normal {
         s
     }
 
-    /// The stored filter of least SSE, and its SSE: the least-squares one
-    /// if its coefficients fit Q14's ±2, else one ridged harder towards the
-    /// identity (a sharp blur's inverse wants larger taps; clamped, they
-    /// would do worse than no filter), at worst the identity.
-    fn best_filter(&self) -> ([i16; N], f64) {
-        let mut identity = [0i16; N];
-        identity[0] = 1 << COEFFICIENT_FRAC;
-        let mut best = (identity, self.sse(&dequantize(&identity)));
-        let scale = (0..N).map(|i| self.xx[i][i]).sum::<f64>() / N as f64;
+    /// The stored filter of `n` inputs with least SSE, and its SSE: the
+    /// least-squares one if its coefficients fit Q14's ±2, else one ridged
+    /// harder towards the identity (a sharp blur's inverse wants larger
+    /// taps; clamped, they would do worse than no filter), at worst the
+    /// identity.
+    fn best_filter(&self, n: usize) -> (Vec<i16>, f64) {
+        let mut identity = vec![0i16; n];
+        identity[1] = 1 << COEFFICIENT_FRAC;
+        let mut best = (identity.clone(), self.sse(&dequantize(&identity)));
+        let scale = (0..n).map(|i| self.xx[i][i]).sum::<f64>() / n as f64;
         for ridge in [0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0] {
-            let h = self.solve(RIDGE + ridge * scale);
+            let h = self.solve(n, RIDGE + ridge * scale);
             let fits = h.iter().all(|v| v.abs() < 1.99);
             let c = quantize(&h);
             let e = self.sse(&dequantize(&c));
@@ -93,50 +96,53 @@ impl Normal {
         best
     }
 
-    /// The least-squares filter, ridged by `ridge` towards the identity.
-    fn solve(&self, ridge: f64) -> [f64; N] {
-        let mut a = [[0.0; N]; N];
-        let mut b = self.xt;
-        for i in 0..N {
-            for j in 0..N {
+    /// The least-squares filter on the first `n` inputs, ridged by `ridge`
+    /// towards the identity.
+    fn solve(&self, n: usize, ridge: f64) -> Vec<f64> {
+        let mut a = vec![vec![0.0; n]; n];
+        let mut b = self.xt[..n].to_vec();
+        for i in 0..n {
+            for j in 0..n {
                 a[i][j] = if i <= j { self.xx[i][j] } else { self.xx[j][i] };
             }
             a[i][i] += ridge;
         }
-        b[0] += ridge;
+        b[1] += ridge;
         // Gaussian elimination with partial pivoting; the ridge keeps `a`
         // positive definite.
-        for c in 0..N {
-            let p = (c..N)
+        for c in 0..n {
+            let p = (c..n)
                 .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
                 .unwrap_or(c);
             a.swap(c, p);
             b.swap(c, p);
-            for r in c + 1..N {
+            for r in c + 1..n {
                 let f = a[r][c] / a[c][c];
-                for k in c..N {
+                for k in c..n {
                     a[r][k] -= f * a[c][k];
                 }
                 b[r] -= f * b[c];
             }
         }
-        let mut h = [0.0; N];
-        for c in (0..N).rev() {
-            let s: f64 = (c + 1..N).map(|k| a[c][k] * h[k]).sum();
+        let mut h = vec![0.0; n];
+        for c in (0..n).rev() {
+            let s: f64 = (c + 1..n).map(|k| a[c][k] * h[k]).sum();
             h[c] = (b[c] - s) / a[c][c];
         }
         h
     }
 }
 
-fn quantize(h: &[f64; N]) -> [i16; N] {
+fn quantize(h: &[f64]) -> Vec<i16> {
     let one = (1u32 << COEFFICIENT_FRAC) as f64;
-    h.map(|v| (v * one).round().clamp(i16::MIN as f64, i16::MAX as f64) as i16)
+    h.iter()
+        .map(|v| (v * one).round().clamp(i16::MIN as f64, i16::MAX as f64) as i16)
+        .collect()
 }
 
-fn dequantize(c: &[i16; N]) -> [f64; N] {
+fn dequantize(c: &[i16]) -> Vec<f64> {
     let one = (1u32 << COEFFICIENT_FRAC) as f64;
-    c.map(|v| v as f64 / one)
+    c.iter().map(|&v| v as f64 / one).collect()
 }
 
 /// The loop filter for a level reconstructed as `rec` whose truth is
@@ -174,10 +180,11 @@ pub fn fit(
         .collect();
     sample.sort_by(f32::total_cmp);
     let fine = LoopFilter {
+        shape: Shape::Diamond3,
         thresholds: (1..MAX_CLASSES)
             .map(|k| sample[k * sample.len() / MAX_CLASSES])
             .collect(),
-        coefficients: vec![[0; N]; MAX_CLASSES],
+        coefficients: vec![vec![0; N]; MAX_CLASSES],
         clamp,
     };
     let per_class = rec
@@ -191,7 +198,7 @@ pub fn fit(
                 for (x, &target) in truth_row.iter().enumerate() {
                     let v = [x, y, z];
                     let k = fine.class_of(activity(rec, dims, v, t));
-                    acc[k].add(&taps(rec, dims, v, t), target);
+                    acc[k].add(&taps(rec, dims, v, t, PAIRS.len()), target);
                 }
                 acc
             },
@@ -200,16 +207,17 @@ pub fn fit(
             || vec![Normal::zero(); MAX_CLASSES],
             |a, b| a.into_iter().zip(&b).map(|(x, y)| x.merge(y)).collect(),
         );
-    let mut identity = [0.0; N];
-    identity[0] = 1.0;
-    let unfiltered: f64 = per_class.iter().map(|n| n.sse(&identity)).sum();
+    let unfiltered: f64 = per_class.iter().map(|n| n.sse(&[0.0, 1.0])).sum();
     let mut best: Option<(f64, LoopFilter)> = None;
     // Coarser classings merge runs of the finest ones.
-    for classes in [1, 2, 4, 8, 16, 32]
+    let classings = [1, 2, 4, 8, 16, 32]
         .into_iter()
-        .filter(|&k| k <= MAX_CLASSES)
+        .filter(|&k| k <= MAX_CLASSES);
+    for (shape, classes) in Shape::ALL
+        .into_iter()
+        .flat_map(|s| classings.clone().map(move |k| (s, k)))
     {
-        let bytes = LoopFilter::stored_len(classes);
+        let bytes = LoopFilter::stored_len(shape, classes);
         if bytes > max_bytes {
             continue;
         }
@@ -218,7 +226,7 @@ pub fn fit(
         let mut coefficients = Vec::with_capacity(classes);
         for group in per_class.chunks(run) {
             let merged = group[1..].iter().fold(group[0].clone(), |a, b| a.merge(b));
-            let (c, e) = merged.best_filter();
+            let (c, e) = merged.best_filter(shape.coefficients());
             sse += e;
             coefficients.push(c);
         }
@@ -228,6 +236,7 @@ pub fn fit(
             best = Some((
                 cost,
                 LoopFilter {
+                    shape,
                     thresholds,
                     coefficients,
                     clamp,

@@ -763,7 +763,14 @@ pub fn fit_scale(
         }
     }
     fold_input_scales(&mut synth, shapes[0].1, &input_scales);
-    let section = to_section(level, arch, &latents, &synth, &context, lifting);
+    let mut section = to_section(level, arch, &latents, &synth, &context, lifting);
+    // The contextual coder's 20× models learn slower: on a small or odd
+    // section the plain adaptive one can code fewer bytes.
+    let contextual = section.latent_bytes(dims);
+    section.coder = Coder::Adaptive;
+    if section.latent_bytes(dims) >= contextual {
+        section.coder = Coder::Contextual;
+    }
     Ok(FittedGrid {
         section,
         lambda,
@@ -899,7 +906,7 @@ fn to_section(
             })
             .collect(),
         lifting,
-        coder: Coder::Adaptive,
+        coder: Coder::Contextual,
         loop_filter: None,
     }
 }

@@ -14,9 +14,10 @@ use crate::error::FormatError;
 use rayon::prelude::*;
 
 pub const MAX_CLASSES: usize = 32;
-/// One of each point-symmetric pair of the diamond |dx|+|dy|+|dz| ≤ 2 off
-/// its centre: the 6 axis neighbours at 1, the 6 at 2, the 12 diagonal.
-pub const PAIRS: [[i32; 3]; 12] = [
+/// One of each point-symmetric pair of the diamond |dx|+|dy|+|dz| ≤ 3 off
+/// its centre: first the 12 of radius ≤ 2 (the 6 axis neighbours at 1, the
+/// 6 at 2, the 12 diagonal), then the 19 at radius 3.
+pub const PAIRS: [[i32; 3]; 31] = [
     [1, 0, 0],
     [0, 1, 0],
     [0, 0, 1],
@@ -29,21 +30,73 @@ pub const PAIRS: [[i32; 3]; 12] = [
     [1, 0, -1],
     [0, 1, 1],
     [0, 1, -1],
+    [3, 0, 0],
+    [0, 3, 0],
+    [0, 0, 3],
+    [1, -2, 0],
+    [1, 2, 0],
+    [2, -1, 0],
+    [2, 1, 0],
+    [0, 1, -2],
+    [0, 1, 2],
+    [0, 2, -1],
+    [0, 2, 1],
+    [1, 0, -2],
+    [1, 0, 2],
+    [2, 0, -1],
+    [2, 0, 1],
+    [1, -1, -1],
+    [1, -1, 1],
+    [1, 1, -1],
+    [1, 1, 1],
 ];
-/// Coefficients per class: the centre's, one per pair, the offset.
-pub const COEFFICIENTS: usize = PAIRS.len() + 2;
+/// Coefficients per class of the largest shape: the offset, the centre's,
+/// one per pair.
+pub const MAX_COEFFICIENTS: usize = PAIRS.len() + 2;
 /// Coefficients are stored in Q14 (value / 2^14).
 pub const COEFFICIENT_FRAC: u32 = 14;
+
+/// The filter's support: a diamond of radius 2 (25 voxels) or 3 (63).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Diamond2,
+    Diamond3,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 2] = [Shape::Diamond2, Shape::Diamond3];
+
+    pub fn radius(self) -> u8 {
+        match self {
+            Shape::Diamond2 => 2,
+            Shape::Diamond3 => 3,
+        }
+    }
+
+    /// The first this many of [`PAIRS`].
+    pub fn pairs(self) -> usize {
+        match self {
+            Shape::Diamond2 => 12,
+            Shape::Diamond3 => PAIRS.len(),
+        }
+    }
+
+    /// Coefficients per class: the offset, the centre's, each pair's.
+    pub fn coefficients(self) -> usize {
+        self.pairs() + 2
+    }
+}
 
 /// The filters of one scale.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoopFilter {
+    pub shape: Shape,
     /// Activity thresholds, ascending: a voxel's class is how many are ≤
     /// its activity ([`activity`]). One fewer than the classes.
     pub thresholds: Vec<f32>,
-    /// Per class, in Q14: the centre's weight, each pair's (in [`PAIRS`]
-    /// order), then the offset.
-    pub coefficients: Vec<[i16; COEFFICIENTS]>,
+    /// Per class, in Q14, `shape.coefficients()` of them: the offset, the
+    /// centre's weight, then each pair's (in [`PAIRS`] order).
+    pub coefficients: Vec<Vec<i16>>,
     /// Clamp the filtered values to [0, 1], the header's value range (only
     /// true of the finest scale, whose values are the volume's).
     pub clamp: bool,
@@ -73,17 +126,24 @@ pub fn activity(data: &[f32], dims: [usize; 4], v: [usize; 3], t: usize) -> f32 
     a
 }
 
-/// The filter's inputs at a voxel: the centre's value, each pair's sum,
-/// and 1 for the offset — what the coefficients multiply, in order.
+/// The filter's inputs at a voxel for the first `pairs` pairs: 1 (for the
+/// offset), the centre's value, each pair's sum — what the coefficients
+/// multiply, in order; the rest 0.
 #[inline]
-pub fn taps(data: &[f32], dims: [usize; 4], v: [usize; 3], t: usize) -> [f32; COEFFICIENTS] {
-    let mut x = [0f32; COEFFICIENTS];
-    x[0] = data[clamped(dims, v, t, [0; 3])];
-    for (k, p) in PAIRS.iter().enumerate() {
+pub fn taps(
+    data: &[f32],
+    dims: [usize; 4],
+    v: [usize; 3],
+    t: usize,
+    pairs: usize,
+) -> [f32; MAX_COEFFICIENTS] {
+    let mut x = [0f32; MAX_COEFFICIENTS];
+    x[0] = 1.0;
+    x[1] = data[clamped(dims, v, t, [0; 3])];
+    for (k, p) in PAIRS[..pairs].iter().enumerate() {
         let minus = [-p[0], -p[1], -p[2]];
-        x[k + 1] = data[clamped(dims, v, t, *p)] + data[clamped(dims, v, t, minus)];
+        x[k + 2] = data[clamped(dims, v, t, *p)] + data[clamped(dims, v, t, minus)];
     }
-    x[COEFFICIENTS - 1] = 1.0;
     x
 }
 
@@ -99,15 +159,18 @@ impl LoopFilter {
     }
 
     /// Class `k`'s coefficients as f32.
-    pub fn weights(&self, k: usize) -> [f32; COEFFICIENTS] {
+    pub fn weights(&self, k: usize) -> Vec<f32> {
         let scale = 1.0 / (1u32 << COEFFICIENT_FRAC) as f32;
-        self.coefficients[k].map(|c| c as f32 * scale)
+        self.coefficients[k]
+            .iter()
+            .map(|&c| c as f32 * scale)
+            .collect()
     }
 
     /// The filtered grid. Sums run in coefficient order from the centre.
     pub fn apply(&self, dims: [usize; 4], data: &[f32]) -> Vec<f32> {
-        let weights: Vec<[f32; COEFFICIENTS]> =
-            (0..self.classes()).map(|k| self.weights(k)).collect();
+        let weights: Vec<Vec<f32>> = (0..self.classes()).map(|k| self.weights(k)).collect();
+        let pairs = self.shape.pairs();
         let row = |(r, out): (usize, &mut [f32])| {
             let (y, z, t) = (
                 r % dims[1],
@@ -117,7 +180,7 @@ impl LoopFilter {
             for (x, o) in out.iter_mut().enumerate() {
                 let v = [x, y, z];
                 let w = &weights[self.class_of(activity(data, dims, v, t))];
-                let inputs = taps(data, dims, v, t);
+                let inputs = taps(data, dims, v, t, pairs);
                 let mut sum = 0f32;
                 for (wk, xk) in w.iter().zip(inputs) {
                     sum += wk * xk;
@@ -158,16 +221,24 @@ impl LoopFilter {
                 self.thresholds
             ));
         }
+        let n = self.shape.coefficients();
+        if let Some(c) = self.coefficients.iter().find(|c| c.len() != n) {
+            return bad(format!(
+                "{} loop filter coefficients in a class, the shape has {n}",
+                c.len()
+            ));
+        }
         Ok(())
     }
 
-    /// Bytes of the stored filter.
-    pub fn stored_len(classes: usize) -> usize {
-        2 + 4 * (classes - 1) + 2 * COEFFICIENTS * classes
+    /// Bytes of a stored filter.
+    pub fn stored_len(shape: Shape, classes: usize) -> usize {
+        3 + 4 * (classes - 1) + 2 * shape.coefficients() * classes
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.put_u8(self.classes() as u8);
+        out.put_u8(self.shape.radius());
         out.put_u8(self.clamp as u8);
         for &t in &self.thresholds {
             out.put_u32(t.to_bits());
@@ -184,6 +255,12 @@ impl LoopFilter {
                 "{classes} loop filter classes, allowed 1..={MAX_CLASSES}"
             )));
         }
+        let radius = r.u8("loop filter radius")?;
+        let Some(shape) = Shape::ALL.into_iter().find(|s| s.radius() == radius) else {
+            return Err(FormatError::Invalid(format!(
+                "loop filter radius {radius}, expected 2 or 3"
+            )));
+        };
         let clamp = match r.u8("loop filter clamp")? {
             0 => false,
             1 => true,
@@ -199,13 +276,14 @@ impl LoopFilter {
         }
         let mut coefficients = Vec::with_capacity(classes);
         for _ in 0..classes {
-            let mut c = [0i16; COEFFICIENTS];
+            let mut c = vec![0i16; shape.coefficients()];
             for v in &mut c {
                 *v = r.u16("loop filter coefficient")? as i16;
             }
             coefficients.push(c);
         }
         let filter = LoopFilter {
+            shape,
             thresholds,
             coefficients,
             clamp,
@@ -219,10 +297,11 @@ impl LoopFilter {
 mod tests {
     use super::*;
 
-    fn identity(classes: usize) -> LoopFilter {
-        let mut c = [0i16; COEFFICIENTS];
-        c[0] = 1 << COEFFICIENT_FRAC;
+    fn identity(shape: Shape, classes: usize) -> LoopFilter {
+        let mut c = vec![0i16; shape.coefficients()];
+        c[1] = 1 << COEFFICIENT_FRAC;
         LoopFilter {
+            shape,
             thresholds: (1..classes).map(|k| k as f32 * 0.1).collect(),
             coefficients: vec![c; classes],
             clamp: false,
@@ -233,63 +312,77 @@ mod tests {
     fn the_identity_filter_changes_nothing_and_clamping_bounds() {
         let dims = [5, 4, 3, 2];
         let data: Vec<f32> = (0..120).map(|i| (i as f32 * 0.37).sin() * 1.5).collect();
-        let f = identity(3);
-        assert_eq!(f.apply(dims, &data), data);
-        let clamped = LoopFilter { clamp: true, ..f }.apply(dims, &data);
-        assert!(clamped
-            .iter()
-            .zip(&data)
-            .all(|(c, d)| *c == d.clamp(0.0, 1.0)));
+        for shape in Shape::ALL {
+            let f = identity(shape, 3);
+            assert_eq!(f.apply(dims, &data), data);
+            let clamped = LoopFilter { clamp: true, ..f }.apply(dims, &data);
+            assert!(clamped
+                .iter()
+                .zip(&data)
+                .all(|(c, d)| *c == d.clamp(0.0, 1.0)));
+        }
     }
 
     #[test]
     fn a_filter_averages_its_diamond_and_picks_its_class_by_activity() {
-        // Class 0 (flat places) averages the 25 voxels; class 1 keeps them.
-        let dims = [6, 6, 6, 1];
-        let mut data = vec![0.5f32; 216];
-        data[clamped(dims, [3, 3, 3], 0, [0; 3])] = 1.0;
-        let mut avg = [0i16; COEFFICIENTS];
-        avg[..13].fill((1 << COEFFICIENT_FRAC) / 25);
-        let mut keep = [0i16; COEFFICIENTS];
-        keep[0] = 1 << COEFFICIENT_FRAC;
-        let f = LoopFilter {
-            thresholds: vec![0.25],
-            coefficients: vec![avg, keep],
-            clamp: false,
-        };
-        let out = f.apply(dims, &data);
-        let at = |v: [usize; 3]| out[clamped(dims, v, 0, [0; 3])];
-        // The spike's own activity is 0 (its neighbours are equal); its
-        // neighbours see |1 − 0.5| = 0.5 and keep their value.
-        let w = 655.0 / 16384.0;
-        assert!((at([3, 3, 3]) - (w * 1.0 + 24.0 * w * 0.5)).abs() < 1e-6);
-        assert_eq!(at([4, 3, 3]), 0.5);
-        assert!((at([0, 0, 0]) - 25.0 * w * 0.5).abs() < 1e-6);
+        // Class 0 (flat places) averages the diamond; class 1 keeps them.
+        let dims = [8, 8, 8, 1];
+        let mut data = vec![0.5f32; 512];
+        data[clamped(dims, [4, 4, 4], 0, [0; 3])] = 1.0;
+        for (shape, voxels) in [(Shape::Diamond2, 25), (Shape::Diamond3, 63)] {
+            let n = shape.coefficients();
+            let mut avg = vec![(1i16 << COEFFICIENT_FRAC) / voxels; n];
+            avg[0] = 0;
+            let mut keep = vec![0i16; n];
+            keep[1] = 1 << COEFFICIENT_FRAC;
+            let f = LoopFilter {
+                shape,
+                thresholds: vec![0.25],
+                coefficients: vec![avg, keep],
+                clamp: false,
+            };
+            let out = f.apply(dims, &data);
+            let at = |v: [usize; 3]| out[clamped(dims, v, 0, [0; 3])];
+            // The spike's own activity is 0 (its neighbours are equal); its
+            // neighbours see |1 − 0.5| = 0.5 and keep their value.
+            let w = ((1 << COEFFICIENT_FRAC) / voxels) as f32 / 16384.0;
+            let rest = (voxels - 1) as f32;
+            assert!((at([4, 4, 4]) - (w * 1.0 + rest * w * 0.5)).abs() < 1e-6);
+            assert_eq!(at([5, 4, 4]), 0.5);
+            assert!((at([0, 0, 0]) - voxels as f32 * w * 0.5).abs() < 1e-6);
+            // (4, 4, 1) is 3 from the spike: inside the diamond of radius 3.
+            let far = at([4, 4, 1]) - voxels as f32 * w * 0.5;
+            assert_eq!(far.abs() > 1e-3, shape == Shape::Diamond3, "{shape:?}");
+        }
     }
 
     #[test]
     fn filters_round_trip_and_bad_ones_are_refused() {
-        let mut f = identity(4);
-        f.coefficients[2][5] = -1234;
-        f.clamp = true;
-        let mut bytes = Vec::new();
-        f.write(&mut bytes);
-        assert_eq!(bytes.len(), LoopFilter::stored_len(4));
-        assert_eq!(LoopFilter::read(&mut ByteReader::new(&bytes)).unwrap(), f);
-        for cut in 0..bytes.len() {
-            assert!(LoopFilter::read(&mut ByteReader::new(&bytes[..cut])).is_err());
+        for shape in Shape::ALL {
+            let mut f = identity(shape, 4);
+            f.coefficients[2][5] = -1234;
+            f.clamp = true;
+            let mut bytes = Vec::new();
+            f.write(&mut bytes);
+            assert_eq!(bytes.len(), LoopFilter::stored_len(shape, 4));
+            assert_eq!(LoopFilter::read(&mut ByteReader::new(&bytes)).unwrap(), f);
+            for cut in 0..bytes.len() {
+                assert!(LoopFilter::read(&mut ByteReader::new(&bytes[..cut])).is_err());
+            }
+            for (at, value) in [(0, 0), (0, 33), (1, 1), (1, 4), (2, 2)] {
+                let mut b = bytes.clone();
+                b[at] = value;
+                assert!(LoopFilter::read(&mut ByteReader::new(&b)).is_err());
+            }
         }
-        let mut b = bytes.clone();
-        b[0] = 0;
-        assert!(LoopFilter::read(&mut ByteReader::new(&b)).is_err());
-        let mut b = bytes.clone();
-        b[1] = 2;
-        assert!(LoopFilter::read(&mut ByteReader::new(&b)).is_err());
-        // Thresholds out of order.
-        let mut g = identity(3);
+        // Thresholds out of order, and a class of the wrong length.
+        let mut g = identity(Shape::Diamond2, 3);
         g.thresholds = vec![0.5, 0.1];
         assert!(g.check().is_err());
         g.thresholds = vec![0.1, f32::NAN];
+        assert!(g.check().is_err());
+        let mut g = identity(Shape::Diamond2, 2);
+        g.coefficients[1].push(0);
         assert!(g.check().is_err());
     }
 }

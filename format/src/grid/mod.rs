@@ -247,6 +247,7 @@ impl GridSection {
         out.put_u8(match self.coder {
             Coder::Fixed => 0,
             Coder::Adaptive => 1,
+            Coder::Contextual => 2,
         });
         out.put_u8(self.loop_filter.is_some() as u8);
         for d in dims {
@@ -421,9 +422,10 @@ impl GridSection {
         let coder = match r.u8("latent coder")? {
             0 => Coder::Fixed,
             1 => Coder::Adaptive,
+            2 => Coder::Contextual,
             c => {
                 return Err(FormatError::Invalid(format!(
-                    "latent coder {c}, expected 0 (fixed) or 1 (adaptive)"
+                    "latent coder {c}, expected 0 (fixed), 1 (adaptive) or 2 (contextual)"
                 )))
             }
         };

@@ -259,7 +259,7 @@ mod tests {
                     .collect(),
                 arch,
                 lifting: None,
-                coder: crate::grid::entropy::Coder::Adaptive,
+                coder: crate::grid::entropy::Coder::Contextual,
                 loop_filter: None,
             };
             let n: usize = dims.iter().product();
