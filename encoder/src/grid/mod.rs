@@ -419,6 +419,8 @@ pub fn fit_scale(
         (None, _) => init::step_for_lambda(goal.lambda),
     };
     let mut latents = analysis.analyse(target, Some(delta));
+    // The latent coder, chosen under a byte goal by its first calibration.
+    let mut coder: Option<Coder> = None;
     // The context model learns the latents' statistics first, on whole
     // passes; under a byte goal the step is then corrected by the bits it
     // gives them (the latents stay where the analysis put them, so the step
@@ -443,13 +445,27 @@ pub fn fit_scale(
         // The bits the latents take as coded: the adaptive coder spends
         // ~8–10% less than the context model's Laplace prices them (engine,
         // CR 200), which would leave the archive that much under its goal.
-        let coded_bits = |latents: &[Vec<f32>], context: &[f32]| {
-            let section = to_section(level, arch.clone(), latents, &synth, context, None);
+        let coded_bits = |latents: &[Vec<f32>], context: &[f32], coder: Coder| {
+            let mut section = to_section(level, arch.clone(), latents, &synth, context, None);
+            section.coder = coder;
             8.0 * section.latent_bytes(dims) as f64
         };
         latents = analyse(delta, &context);
         context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
-        let mut bits = coded_bits(&latents, &context);
+        // The coder that codes these latents in fewer bytes stays the
+        // section's: calibrating on one and storing the other would miss
+        // the goal by their difference.
+        let (contextual, adaptive) = (
+            coded_bits(&latents, &context, Coder::Contextual),
+            coded_bits(&latents, &context, Coder::Adaptive),
+        );
+        let mut bits = contextual.min(adaptive);
+        coder = Some(if adaptive < contextual {
+            Coder::Adaptive
+        } else {
+            Coder::Contextual
+        });
+        let coder = coder.unwrap_or(Coder::Contextual);
         let budget = *budget;
         // (ln Δ, ln bits) measured last: the next step is the secant's.
         let mut last: Option<(f64, f64)> = None;
@@ -491,7 +507,7 @@ pub fn fit_scale(
             delta = (moved.exp() as f32).clamp(init::STEP_RANGE.0, init::STEP_RANGE.1);
             latents = analyse(delta, &context);
             context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
-            bits = coded_bits(&latents, &context);
+            bits = coded_bits(&latents, &context, coder);
         }
         let best = recent
             .iter()
@@ -766,11 +782,15 @@ pub fn fit_scale(
     let mut section = to_section(level, arch, &latents, &synth, &context, lifting);
     // The contextual coder's 20× models learn slower: on a small or odd
     // section the plain adaptive one can code fewer bytes.
-    let contextual = section.latent_bytes(dims);
-    section.coder = Coder::Adaptive;
-    if section.latent_bytes(dims) >= contextual {
-        section.coder = Coder::Contextual;
-    }
+    section.coder = coder.unwrap_or_else(|| {
+        let contextual = section.latent_bytes(dims);
+        section.coder = Coder::Adaptive;
+        if section.latent_bytes(dims) < contextual {
+            Coder::Adaptive
+        } else {
+            Coder::Contextual
+        }
+    });
     Ok(FittedGrid {
         section,
         lambda,
