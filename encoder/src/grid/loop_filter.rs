@@ -99,14 +99,18 @@ impl Normal {
     /// The least-squares filter on the first `n` inputs, ridged by `ridge`
     /// towards the identity.
     fn solve(&self, n: usize, ridge: f64) -> Vec<f64> {
-        let mut a = vec![vec![0.0; n]; n];
+        let mut a: Vec<Vec<f64>> = (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| match i.cmp(&j) {
+                        std::cmp::Ordering::Less => self.xx[i][j],
+                        std::cmp::Ordering::Equal => self.xx[i][i] + ridge,
+                        std::cmp::Ordering::Greater => self.xx[j][i],
+                    })
+                    .collect()
+            })
+            .collect();
         let mut b = self.xt[..n].to_vec();
-        for i in 0..n {
-            for j in 0..n {
-                a[i][j] = if i <= j { self.xx[i][j] } else { self.xx[j][i] };
-            }
-            a[i][i] += ridge;
-        }
         b[1] += ridge;
         // Gaussian elimination with partial pivoting; the ridge keeps `a`
         // positive definite.
@@ -116,12 +120,15 @@ impl Normal {
                 .unwrap_or(c);
             a.swap(c, p);
             b.swap(c, p);
-            for r in c + 1..n {
-                let f = a[r][c] / a[c][c];
-                for k in c..n {
-                    a[r][k] -= f * a[c][k];
+            let b_c = b[c];
+            let (upper, lower) = a.split_at_mut(c + 1);
+            let pivot = &upper[c];
+            for (row, b_r) in lower.iter_mut().zip(&mut b[c + 1..]) {
+                let f = row[c] / pivot[c];
+                for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                    *x -= f * p;
                 }
-                b[r] -= f * b[c];
+                *b_r -= f * b_c;
             }
         }
         let mut h = vec![0.0; n];
