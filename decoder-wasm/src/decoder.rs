@@ -325,8 +325,8 @@ impl Decoder {
 
     /// Decodes one grid scale section (the next level due) on the GPU: the
     /// upsample-add from the coarser levels as for SIREN scales, then the
-    /// synthesis, then the loop filter if it has one. Its latents were entropy-decoded by the parser (on the
-    /// CPU; in wasm in the browser).
+    /// synthesis, then the loop filter if it has one. Its latents were
+    /// entropy-decoded by the parser (on the CPU; in wasm in the browser).
     pub fn add_grid_scale(&mut self, section: &GridSection) -> Result<Progress, DecodeError> {
         let header = self
             .header

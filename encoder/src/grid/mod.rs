@@ -445,27 +445,22 @@ pub fn fit_scale(
         // The bits the latents take as coded: the adaptive coder spends
         // ~8–10% less than the context model's Laplace prices them (engine,
         // CR 200), which would leave the archive that much under its goal.
-        let coded_bits = |latents: &[Vec<f32>], context: &[f32], coder: Coder| {
-            let mut section = to_section(level, arch.clone(), latents, &synth, context, None);
-            section.coder = coder;
-            8.0 * section.latent_bytes(dims) as f64
+        let section_of = |latents: &[Vec<f32>], context: &[f32]| {
+            to_section(level, arch.clone(), latents, &synth, context, None)
         };
         latents = analyse(delta, &context);
         context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
         // The coder that codes these latents in fewer bytes stays the
         // section's: calibrating on one and storing the other would miss
         // the goal by their difference.
-        let (contextual, adaptive) = (
-            coded_bits(&latents, &context, Coder::Contextual),
-            coded_bits(&latents, &context, Coder::Adaptive),
-        );
-        let mut bits = contextual.min(adaptive);
-        coder = Some(if adaptive < contextual {
-            Coder::Adaptive
-        } else {
-            Coder::Contextual
-        });
-        let coder = coder.unwrap_or(Coder::Contextual);
+        let (chosen, bytes) = smaller_coder(section_of(&latents, &context), dims);
+        coder = Some(chosen);
+        let coded_bits = |latents: &[Vec<f32>], context: &[f32]| {
+            let mut section = section_of(latents, context);
+            section.coder = chosen;
+            8.0 * section.latent_bytes(dims) as f64
+        };
+        let mut bits = 8.0 * bytes as f64;
         let budget = *budget;
         // (ln Δ, ln bits) measured last: the next step is the secant's.
         let mut last: Option<(f64, f64)> = None;
@@ -507,7 +502,7 @@ pub fn fit_scale(
             delta = (moved.exp() as f32).clamp(init::STEP_RANGE.0, init::STEP_RANGE.1);
             latents = analyse(delta, &context);
             context_fit.train(&mut context, &latents, &ldims, CONTEXT_PASSES);
-            bits = coded_bits(&latents, &context, coder);
+            bits = coded_bits(&latents, &context);
         }
         let best = recent
             .iter()
@@ -780,22 +775,30 @@ pub fn fit_scale(
     }
     fold_input_scales(&mut synth, shapes[0].1, &input_scales);
     let mut section = to_section(level, arch, &latents, &synth, &context, lifting);
-    // The contextual coder's 20× models learn slower: on a small or odd
-    // section the plain adaptive one can code fewer bytes.
-    section.coder = coder.unwrap_or_else(|| {
-        let contextual = section.latent_bytes(dims);
-        section.coder = Coder::Adaptive;
-        if section.latent_bytes(dims) < contextual {
-            Coder::Adaptive
-        } else {
-            Coder::Contextual
-        }
-    });
+    section.coder = match coder {
+        Some(c) => c,
+        None => smaller_coder(section.clone(), dims).0,
+    };
     Ok(FittedGrid {
         section,
         lambda,
         steps,
     })
+}
+
+/// The latent coder that codes `section`'s latents (scale grid `dims`) in
+/// fewer bytes, and those bytes: coder 2's 20× models learn slower, and on a
+/// small or odd section coder 1 can win. Coder 2 on a tie.
+fn smaller_coder(mut section: GridSection, dims: [usize; 4]) -> (Coder, u64) {
+    section.coder = Coder::Contextual;
+    let contextual = section.latent_bytes(dims);
+    section.coder = Coder::Adaptive;
+    let adaptive = section.latent_bytes(dims);
+    if adaptive < contextual {
+        (Coder::Adaptive, adaptive)
+    } else {
+        (Coder::Contextual, contextual)
+    }
 }
 
 /// Time cap: after a few steps, and again every 25, fit the schedule to the
