@@ -85,7 +85,8 @@ pub struct EncodeArgs {
     pub model: ModelArg,
     /// Grid model: training steps per scale, counted in whole-scale steps
     /// (each slab step counts its share); `--time` overrides it. Default:
-    /// 1000, fewer on large volumes (see `grid::default_steps`).
+    /// none with loop filters (they take back what training adds); without
+    /// them 1000, fewer on large volumes (see `grid::default_steps`).
     #[arg(long)]
     grid_steps: Option<usize>,
     /// Grid model: latent levels per scale (default: from the scale's size, at most 7).

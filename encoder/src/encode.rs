@@ -687,10 +687,15 @@ fn encode_grid(
             Some(b) => grid::fit_architecture(&opts.grid, truth.dims, b),
             None => opts.grid.clone(),
         };
-        // Every scale gets the schedule the whole pyramid's size calls for.
-        grid_opts
-            .steps
-            .get_or_insert(grid::default_steps(total_voxels));
+        // Every scale gets the schedule the whole pyramid's size calls for;
+        // under loop filters none: they take back what training the linear
+        // synthesis adds (MNI152 --ratio 200: 42.60 dB untrained, 42.58
+        // after 150 steps in five times the time).
+        grid_opts.steps.get_or_insert(if opts.grid.loop_filter {
+            0
+        } else {
+            grid::default_steps(total_voxels)
+        });
         let fitted = grid::fit_scale(
             &target_grid.data,
             truth.dims,

@@ -14,7 +14,7 @@ pub mod synthesis;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use strata_format::grid::entropy::{is_coded_at, Coder, CONTEXT_INPUTS, WEIGHT_FRAC};
+use strata_format::grid::entropy::{chunks, is_coded_at, Coder, CONTEXT_INPUTS, WEIGHT_FRAC};
 use strata_format::grid::{latent_dims, GridArchitecture, GridSection, Lifting, MAX_LATENT_LEVELS};
 use strata_format::synth::SplitMix;
 
@@ -62,12 +62,15 @@ const STEER_SPAN: f64 = 6.0;
 /// calibration then corrects it on the context model's own bits.
 const INIT_BITS_FACTOR: f64 = 1.12;
 
-/// The context model's own training on whole passes over the latents:
-/// this many first, this many after each change of step, and this many
-/// after the synthesis's training when the latents stayed put.
+/// The context model's own training on passes over the latents (each on
+/// about [`CONTEXT_PASS_LATENTS`] of them): this many first, this many
+/// after each change of step, and this many after the synthesis's training
+/// when the latents stayed put.
 /// (MNI152 at half size, no training, CR 50 / 200: 30 and 12 passes gave
 /// 44.61 @ 51.1 / 30.43 @ 204.7 dB, 90 and 36 give 45.35 @ 49.7 / 31.16 @
-/// 201.4: the fit was short of converging.)
+/// 201.4: the fit was short of converging. Passes on ~2 M latents, not
+/// all: MNI152 --ratio 200 42.60 dB either way, and its finest scale's
+/// calibration took 24 s + 8 s a round instead of 88 s + 19 s.)
 const CONTEXT_FIRST_PASSES: usize = 90;
 const CONTEXT_PASSES: usize = 36;
 const CONTEXT_LR: f32 = 3e-2;
@@ -820,12 +823,17 @@ fn fit_schedule(
     }
 }
 
-/// The context network's training on whole passes over fixed latents.
+/// The context network's training on passes over fixed latents.
 struct ContextFit {
     layout: ContextLayout,
     adam: Adam,
     t: i32,
 }
+
+/// A context pass visits about this many latents: a network of a few
+/// hundred parameters needs far fewer samples than a fine scale has, and
+/// whole passes over MNI152's finest scale took most of its encode.
+const CONTEXT_PASS_LATENTS: usize = 1 << 21;
 
 impl ContextFit {
     fn new(layout: ContextLayout) -> ContextFit {
@@ -836,7 +844,9 @@ impl ContextFit {
         }
     }
 
-    /// `passes` Adam steps on the bits of all `latents`.
+    /// `passes` Adam steps on the bits of `latents`: each on one in `m` of
+    /// every level's chunks, in turn (so `m` passes see every chunk once),
+    /// `m` chosen so that a pass visits about [`CONTEXT_PASS_LATENTS`].
     fn train(
         &mut self,
         context: &mut [f32],
@@ -845,10 +855,24 @@ impl ContextFit {
         passes: usize,
     ) {
         let count: usize = latents.iter().map(Vec::len).sum();
+        let m = count.div_ceil(CONTEXT_PASS_LATENTS).max(1);
+        let counts: Vec<usize> = ldims.iter().map(|&d| chunks(d).len()).collect();
         for _ in 0..passes {
             self.t += 1;
-            let r = rate::step(self.layout, context, latents, ldims, 1, 0, None);
-            let g: Vec<f32> = r.params.iter().map(|g| g / count as f32).collect();
+            let turn = self.t as usize;
+            let visit: Vec<Vec<bool>> = counts
+                .iter()
+                .enumerate()
+                .map(|(l, &n)| (0..n).map(|ci| (ci + l + turn) % m == 0).collect())
+                .collect();
+            let visit = (m > 1).then_some(visit.as_slice());
+            let r = rate::step(self.layout, context, latents, ldims, 1, 0, visit);
+            // Visited latents are one in m of all, on average.
+            let g: Vec<f32> = r
+                .params
+                .iter()
+                .map(|g| g * m as f32 / count as f32)
+                .collect();
             self.adam.update(context, &g, CONTEXT_LR, self.t);
             clamp_context(context);
         }
