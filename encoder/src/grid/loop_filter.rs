@@ -152,6 +152,10 @@ fn dequantize(c: &[i16]) -> Vec<f64> {
     c.iter().map(|&v| v as f64 / one).collect()
 }
 
+/// Rows of the normal equations' blocks (summed in parallel, merged in
+/// order).
+const NORMAL_BLOCK_ROWS: usize = 1024;
+
 /// The loop filter for a level reconstructed as `rec` whose truth is
 /// `truth` (both normalized, dims `dims`), or `None` where no filter of at
 /// most `max_bytes` stored bytes lowers SSE + λ·bits. `clamp`: the level's
@@ -194,26 +198,28 @@ pub fn fit(
         coefficients: vec![vec![0; N]; MAX_CLASSES],
         clamp,
     };
-    let per_class = rec
-        .par_chunks(dims[0])
-        .zip(truth.par_chunks(dims[0]))
-        .enumerate()
-        .fold(
-            || vec![Normal::zero(); MAX_CLASSES],
-            |mut acc, (r, (_, truth_row))| {
+    // Summed per fixed block of rows, then the blocks in order: the same
+    // sums however the threads split the work, so the same archive.
+    let rows = rec.len() / dims[0].max(1);
+    let per_class = (0..rows.div_ceil(NORMAL_BLOCK_ROWS))
+        .into_par_iter()
+        .map(|b| {
+            let mut acc = vec![Normal::zero(); MAX_CLASSES];
+            for r in b * NORMAL_BLOCK_ROWS..((b + 1) * NORMAL_BLOCK_ROWS).min(rows) {
                 let (y, z, t) = row_voxel(r);
+                let truth_row = &truth[r * dims[0]..(r + 1) * dims[0]];
                 for (x, &target) in truth_row.iter().enumerate() {
                     let v = [x, y, z];
                     let k = fine.class_of(activity(rec, dims, v, t));
                     acc[k].add(&taps(rec, dims, v, t, PAIRS.len()), target);
                 }
-                acc
-            },
-        )
-        .reduce(
-            || vec![Normal::zero(); MAX_CLASSES],
-            |a, b| a.into_iter().zip(&b).map(|(x, y)| x.merge(y)).collect(),
-        );
+            }
+            acc
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(|a, b| a.into_iter().zip(&b).map(|(x, y)| x.merge(y)).collect())
+        .unwrap_or_else(|| vec![Normal::zero(); MAX_CLASSES]);
     let unfiltered: f64 = per_class.iter().map(|n| n.sse(&[0.0, 1.0])).sum();
     let mut best: Option<(f64, LoopFilter)> = None;
     // Coarser classings merge runs of the finest ones.
