@@ -834,9 +834,9 @@ struct ContextFit {
 /// Under `--time` a context pass visits about this many latents: whole
 /// passes over MNI152's finest scale take most of its encode (88 s + 19 s
 /// a calibration round; sampled 24 s + 8 s). The sampled fit is noisier:
-/// MNI152 --ratio 200 42.60 dB either way, engine --ratio 100 the same
-/// curve, but engine --ratio 50 53.43 dB @ 49.0 against 53.44 @ 50.3
-/// (~0.15 dB), so without a time limit the passes are whole.
+/// MNI152 --ratio 200 42.57–42.60 dB against 42.60, engine --ratio 100
+/// on the same curve, but engine --ratio 50 53.43 dB @ 49.0 against 53.44
+/// @ 50.3 (~0.15 dB), so without a time limit the passes are whole.
 const CONTEXT_PASS_LATENTS: usize = 1 << 21;
 
 impl ContextFit {
