@@ -33,6 +33,15 @@ fn grid(steps: usize) -> EncodeOptions {
     }
 }
 
+/// A ramp with a ball and a slab: sharp edges, where loop filters pay.
+fn sharp_edged() -> Volume {
+    volume([40, 36, 28, 1], |x, y, z, _| {
+        let ball = (x - 0.5).powi(2) + (y - 0.45).powi(2) + (z - 0.5).powi(2) < 0.09;
+        let slab = (0.2..0.3).contains(&z);
+        20.0 * x + if ball { 100.0 } else { 0.0 } + if slab { 60.0 } else { 0.0 }
+    })
+}
+
 fn psnr(a: &Volume, b: &Volume) -> f64 {
     strata::metrics::psnr(
         a.finite_range().map_or(1.0, |(lo, hi)| (hi - lo) as f64),
@@ -104,11 +113,7 @@ fn no_training_steps_still_encode() {
 /// gradient), buys quality at the same size, and the finest scale has one.
 #[test]
 fn the_loop_filter_pays_at_the_same_size() {
-    let v = volume([40, 36, 28, 1], |x, y, z, _| {
-        let ball = (x - 0.5).powi(2) + (y - 0.45).powi(2) + (z - 0.5).powi(2) < 0.09;
-        let slab = (0.2..0.3).contains(&z);
-        20.0 * x + if ball { 100.0 } else { 0.0 } + if slab { 60.0 } else { 0.0 }
-    });
+    let v = sharp_edged();
     let encode_with = |loop_filter: bool| {
         let mut opts = EncodeOptions {
             target_ratio: Some(30.0),
@@ -223,11 +228,7 @@ fn psnr_steers_the_quality() {
 /// larger error, and the archive lands near the goal, not far above it.
 #[test]
 fn psnr_lands_near_the_goal_with_loop_filters() {
-    let v = volume([40, 36, 28, 1], |x, y, z, _| {
-        let ball = (x - 0.5).powi(2) + (y - 0.45).powi(2) + (z - 0.5).powi(2) < 0.09;
-        let slab = (0.2..0.3).contains(&z);
-        20.0 * x + if ball { 100.0 } else { 0.0 } + if slab { 60.0 } else { 0.0 }
-    });
+    let v = sharp_edged();
     let goal = 40.0;
     let opts = EncodeOptions {
         target_psnr: Some(goal),
