@@ -741,11 +741,12 @@ fn encode_grid(
         // filter adds its dB: the finest scale aims at a larger error while
         // it lands well above the goal (the modified phantom at --psnr 45:
         // 48.3 dB at first).
-        if let (Some(goal), Some(mut aim), true) = (opts.target_psnr, mse, finest) {
+        let filtered = finest && opts.grid.loop_filter;
+        if let (Some(goal), Some(mut aim), true) = (opts.target_psnr, mse, filtered) {
             let goal = goal + PSNR_MARGIN_DB;
             let mut got = psnr_with(&rec, &section, &truth.data)?;
             for _ in 0..PSNR_FILTER_RETRIES {
-                if !opts.grid.loop_filter || got < goal + PSNR_OVERSHOOT_DB {
+                if got < goal + PSNR_OVERSHOOT_DB {
                     break;
                 }
                 aim *= 10f64.powf((got - goal) / 10.0);

@@ -868,13 +868,14 @@ impl ContextFit {
         for _ in 0..passes {
             self.t += 1;
             let turn = self.t as usize;
-            let visit: Vec<Vec<bool>> = counts
-                .iter()
-                .enumerate()
-                .map(|(l, &n)| (0..n).map(|ci| (ci + l + turn) % m == 0).collect())
-                .collect();
-            let visit = (m > 1).then_some(visit.as_slice());
-            let r = rate::step(self.layout, context, latents, ldims, 1, 0, visit);
+            let visit: Option<Vec<Vec<bool>>> = (m > 1).then(|| {
+                counts
+                    .iter()
+                    .enumerate()
+                    .map(|(l, &n)| (0..n).map(|ci| (ci + l + turn) % m == 0).collect())
+                    .collect()
+            });
+            let r = rate::step(self.layout, context, latents, ldims, 1, 0, visit.as_deref());
             // Visited latents are one in m of all, on average.
             let g: Vec<f32> = r
                 .params
