@@ -872,7 +872,7 @@ impl ContextFit {
                 counts
                     .iter()
                     .enumerate()
-                    .map(|(l, &n)| (0..n).map(|ci| (ci + l + turn) % m == 0).collect())
+                    .map(|(l, &n)| (0..n).map(|ci| (ci + l + turn).is_multiple_of(m)).collect())
                     .collect()
             });
             let r = rate::step(self.layout, context, latents, ldims, 1, 0, visit.as_deref());
