@@ -1,5 +1,6 @@
 // dst = the loop filter of src (a grid scale's, once its synthesis is
-// added): per voxel, the filter of its activity class over the diamond
+// added): per voxel, the filter of its class (activity class × value bands
+// + value band) over the diamond
 // |dx|+|dy|+|dz| ≤ 2 or 3, point-symmetric, coordinates clamped into the
 // grid; clamped to [0, 1] where asked. Grids are x-fastest with dims
 // (x, y, z, t); time steps are filtered apart. One invocation per voxel.
@@ -9,14 +10,17 @@
 
 struct Params {
     dims: vec4<u32>,
-    // x: workgroups along x of the dispatch; y: classes; z: clamp (0/1);
-    // w: pairs of the shape (12 or 31).
+    // x: workgroups along x of the dispatch; y: activity classes; z: clamp
+    // (0/1); w: pairs of the shape (12 or 31).
     misc: vec4<u32>,
+    // x: value bands.
+    bands: vec4<u32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-// THRESHOLD_SLOTS thresholds (the first classes − 1 used), then per class
-// its pairs + 2 weights: the offset, the centre's, each pair's.
+// THRESHOLD_SLOTS thresholds (activity classes − 1 of activity, then value
+// bands − 1 of value; the rest unused), then per class its pairs + 2
+// weights: the offset, the centre's, each pair's.
 @group(0) @binding(1) var<storage, read> filters: array<f32>;
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
@@ -57,17 +61,27 @@ fn loop_filter(@builtin(global_invocation_id) gid: vec3<u32>) {
     a += abs(at(v + vec3<i32>(1, 0, 0), t) - at(v - vec3<i32>(1, 0, 0), t));
     a += abs(at(v + vec3<i32>(0, 1, 0), t) - at(v - vec3<i32>(0, 1, 0), t));
     a += abs(at(v + vec3<i32>(0, 0, 1), t) - at(v - vec3<i32>(0, 0, 1), t));
-    // The class: how many (ascending) thresholds are ≤ a.
-    var k = 0u;
+    // The class: how many (ascending) activity thresholds are ≤ a, times
+    // the bands, plus how many value thresholds are ≤ the voxel's value.
+    let bands = p.bands.x;
+    let centre = at(v, t);
+    var ka = 0u;
     for (var j = 0u; j + 1u < p.misc.y; j++) {
         if (filters[j] <= a) {
-            k += 1u;
+            ka += 1u;
         }
     }
+    var kv = 0u;
+    for (var j = 0u; j + 1u < bands; j++) {
+        if (filters[p.misc.y - 1u + j] <= centre) {
+            kv += 1u;
+        }
+    }
+    let k = ka * bands + kv;
     let pairs = p.misc.w;
     let w = THRESHOLD_SLOTS + k * (pairs + 2u);
     var sum = filters[w];
-    sum += filters[w + 1u] * at(v, t);
+    sum += filters[w + 1u] * centre;
     for (var q = 0u; q < pairs; q++) {
         let o = PAIRS[q];
         sum += filters[w + 2u + q] * (at(v + o, t) + at(v - o, t));

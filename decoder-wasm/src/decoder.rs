@@ -345,15 +345,13 @@ impl Decoder {
             self.pipelines.upsample_add(&self.gpu, coarse, &grid)?;
         }
         self.pipelines.add_synthesis(&self.gpu, section, &grid)?;
-        let grid = match &section.loop_filter {
-            Some(filter) => {
-                let filtered = Grid::zeros(&self.gpu, dims)?;
-                self.pipelines
-                    .loop_filter(&self.gpu, filter, &grid, &filtered)?;
-                filtered
-            }
-            None => grid,
-        };
+        let mut grid = grid;
+        for filter in &section.loop_filters {
+            let filtered = Grid::zeros(&self.gpu, dims)?;
+            self.pipelines
+                .loop_filter(&self.gpu, filter, &grid, &filtered)?;
+            grid = filtered;
+        }
         let progress = Progress {
             level: self.levels,
             scales: header.scales,

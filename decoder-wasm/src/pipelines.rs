@@ -365,10 +365,13 @@ impl Pipelines {
         if src.is_empty() {
             return Ok(());
         }
-        // The thresholds' slots, then each class's weights (the shader's
-        // THRESHOLD_SLOTS; a class's weights are the shape's coefficients).
+        // The thresholds' slots (activity, then value; the shader's
+        // THRESHOLD_SLOTS), then each class's weights (the shape's
+        // coefficients).
         let mut values = vec![0f32; MAX_CLASSES - 1];
-        values[..filter.thresholds.len()].copy_from_slice(&filter.thresholds);
+        let (a, v) = (filter.thresholds.len(), filter.value_thresholds.len());
+        values[..a].copy_from_slice(&filter.thresholds);
+        values[a..a + v].copy_from_slice(&filter.value_thresholds);
         for k in 0..filter.classes() {
             values.extend_from_slice(&filter.weights(k));
         }
@@ -390,9 +393,13 @@ impl Pipelines {
                 d[2],
                 d[3],
                 gx,
-                filter.classes() as u32,
+                (filter.classes() / filter.bands()) as u32,
                 filter.clamp as u32,
                 filter.shape.pairs() as u32,
+                filter.bands() as u32,
+                0,
+                0,
+                0,
             ],
         );
         let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {

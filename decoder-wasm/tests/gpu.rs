@@ -334,15 +334,15 @@ fn loop_filter_matches_its_cpu_twin() {
     for (i, dims) in cases.into_iter().enumerate() {
         let mut rng = SplitMix(500 + i as u64);
         let mut filter = None;
-        // Random filters until one with several classes and the case's
-        // shape (either clamp).
+        // Random filters until one with several classes, the case's shape
+        // and value bands in all cases but two (either clamp).
         let shape = Shape::ALL[i % 2];
-        while filter
-            .as_ref()
-            .is_none_or(|f: &LoopFilter| f.classes() < 2 + i % 3 || f.shape != shape)
-        {
+        let banded = i % 3 != 1;
+        while filter.as_ref().is_none_or(|f: &LoopFilter| {
+            f.classes() < 2 + i % 3 || f.shape != shape || f.banded() != banded
+        }) {
             let s = random_grid_scale(&vi, 0, &arch, 1.0, &mut rng);
-            filter = with_random_loop_filter(s, &mut rng).loop_filter;
+            filter = with_random_loop_filter(s, &mut rng).loop_filters.pop();
         }
         let filter = filter.unwrap();
         let data = random(dims.iter().product(), 600 + i as u64);
@@ -352,9 +352,10 @@ fn loop_filter_matches_its_cpu_twin() {
         p.loop_filter(&gpu, &filter, &src, &dst).unwrap();
         let (err, range) = rel_error(&dst.read(&gpu).unwrap(), &cpu);
         eprintln!(
-            "loop filter {dims:?}, {:?}, {} classes, clamp {}: worst {err:.2e} of range {range:.3}",
+            "loop filter {dims:?}, {:?}, {} classes ({} value bands), clamp {}: worst {err:.2e} of range {range:.3}",
             filter.shape,
             filter.classes(),
+            filter.bands(),
             filter.clamp
         );
         assert!(err <= TOL, "GPU loop filter off by {err:e} of the range");
@@ -365,8 +366,8 @@ fn loop_filter_matches_its_cpu_twin() {
     let grid = Grid::zeros(&gpu, [3, 3, 2, 1]).unwrap();
     let s = random_grid_scale(&vi, 0, &arch, 1.0, &mut SplitMix(1));
     let f = with_random_loop_filter(s, &mut SplitMix(2))
-        .loop_filter
-        .unwrap();
+        .loop_filters
+        .remove(0);
     assert!(matches!(
         p.loop_filter(&gpu, &f, &grid, &other),
         Err(DecodeError::Usage(_))

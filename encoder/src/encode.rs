@@ -670,13 +670,21 @@ fn encode_grid(
         });
         let filter_bytes = match bytes {
             _ if !opts.grid.loop_filter => 0,
-            Some(b) if finest => Shape::ALL
-                .into_iter()
-                .flat_map(|s| (0..=MAX_CLASSES.ilog2()).map(move |k| (s, 1 << k)))
-                .map(|(s, k)| LoopFilter::stored_len(s, k))
-                .filter(|&n| n as f64 <= b * LOOP_FILTER_SHARE)
-                .max()
-                .unwrap_or(0),
+            Some(b) if finest => {
+                // One filter, or a chain of two, of whole sizes.
+                let one: Vec<usize> = Shape::ALL
+                    .into_iter()
+                    .flat_map(|s| (0..=MAX_CLASSES.ilog2()).map(move |k| (s, 1 << k)))
+                    .map(|(s, k)| LoopFilter::stored_len(s, k, 1))
+                    .collect();
+                let two = one.iter().flat_map(|a| one.iter().map(move |b| a + b));
+                one.iter()
+                    .copied()
+                    .chain(two)
+                    .filter(|&n| n as f64 <= b * LOOP_FILTER_SHARE)
+                    .max()
+                    .unwrap_or(0)
+            }
             _ => usize::MAX,
         };
         let bytes = bytes.map(|b| if finest { b - filter_bytes as f64 } else { b });
@@ -725,7 +733,7 @@ fn encode_grid(
             if opts.grid.loop_filter {
                 let mut unfiltered = rec.clone();
                 unfiltered.add_scale(&section)?;
-                section.loop_filter = grid::loop_filter::fit(
+                section.loop_filters = grid::loop_filter::fit_chain(
                     unfiltered.current().0,
                     &truth.data,
                     truth.dims,

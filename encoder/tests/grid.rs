@@ -123,7 +123,7 @@ fn the_loop_filter_pays_at_the_same_size() {
         let (bytes, _) = encode(&v, "f", &opts, &mut ()).unwrap();
         let a = Archive::read(&bytes, &Limits::default()).unwrap();
         let filtered = a.usable_scales().iter().any(|s| match s {
-            ScaleRef::Grid(g) => g.loop_filter.is_some(),
+            ScaleRef::Grid(g) => !g.loop_filters.is_empty(),
             ScaleRef::Siren(_) => false,
         });
         let decoded = decode(&a.header, &a.usable_scales(), None).unwrap();
@@ -160,7 +160,7 @@ fn the_default_encode_is_the_same_every_time() {
     let (second, _) = encode(&v, "d", &opts, &mut ()).unwrap();
     let a = Archive::read(&first, &Limits::default()).unwrap();
     let filtered = a.usable_scales().iter().any(|s| match s {
-        ScaleRef::Grid(g) => g.loop_filter.is_some(),
+        ScaleRef::Grid(g) => !g.loop_filters.is_empty(),
         ScaleRef::Siren(_) => false,
     });
     assert!(filtered, "no loop filter to check");

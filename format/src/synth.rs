@@ -167,7 +167,7 @@ pub fn random_grid_scale(
         latents,
         lifting: None,
         coder: crate::grid::entropy::Coder::Contextual,
-        loop_filter: None,
+        loop_filters: Vec::new(),
     }
 }
 
@@ -181,17 +181,23 @@ pub fn with_random_lifting(mut section: GridSection, rng: &mut SplitMix) -> Grid
     section
 }
 
-/// `section` with a random loop filter of 1..=4 classes and either shape:
-/// taps near the identity (so the level stays recognisable), ascending
-/// thresholds, clamped at random.
+/// `section` with one more random loop filter of 1..=4 activity classes × 1..=3
+/// value bands and either shape: taps near the identity (so the level stays
+/// recognisable), ascending thresholds, clamped at random.
 pub fn with_random_loop_filter(mut section: GridSection, rng: &mut SplitMix) -> GridSection {
     use crate::grid::loop_filter::{Shape, COEFFICIENT_FRAC};
     let classes = 1 + (rng.unit() * 4.0) as usize % 4;
+    let bands = 1 + (rng.unit() * 3.0) as usize % 3;
     let shape = Shape::ALL[(rng.unit() * 2.0) as usize % 2];
-    let mut thresholds: Vec<f32> = (1..classes).map(|_| rng.unit() * 0.2).collect();
-    thresholds.sort_by(f32::total_cmp);
+    let mut ascending = |n: usize, lo: f32, span: f32| {
+        let mut t: Vec<f32> = (0..n).map(|_| lo + span * rng.unit()).collect();
+        t.sort_by(f32::total_cmp);
+        t
+    };
+    let thresholds = ascending(classes - 1, 0.0, 0.2);
+    let value_thresholds = ascending(bands - 1, 0.2, 0.6);
     let one = (1 << COEFFICIENT_FRAC) as f32;
-    let coefficients = (0..classes)
+    let coefficients = (0..classes * bands)
         .map(|_| {
             let mut c: Vec<i16> = (0..shape.coefficients())
                 .map(|_| (rng.symmetric(0.02) * one) as i16)
@@ -200,9 +206,10 @@ pub fn with_random_loop_filter(mut section: GridSection, rng: &mut SplitMix) -> 
             c
         })
         .collect();
-    section.loop_filter = Some(crate::grid::LoopFilter {
+    section.loop_filters.push(crate::grid::LoopFilter {
         shape,
         thresholds,
+        value_thresholds,
         coefficients,
         clamp: rng.unit() < 0.5,
     });

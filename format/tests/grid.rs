@@ -35,7 +35,8 @@ fn archive(info: &VolumeInfo, sections: &[GridSection]) -> Vec<u8> {
 }
 
 /// Random sections, the odd levels' 5/3-lifted (both transforms in one
-/// archive), all but every third with a loop filter.
+/// archive), all but every third with a loop filter, every third from the
+/// first with two.
 fn sections(info: &VolumeInfo, arch: &GridArchitecture, rng: &mut SplitMix) -> Vec<GridSection> {
     (0..info.scales)
         .map(|l| {
@@ -44,6 +45,9 @@ fn sections(info: &VolumeInfo, arch: &GridArchitecture, rng: &mut SplitMix) -> V
                 s = with_random_lifting(s, rng);
             }
             if l % 3 != 1 {
+                s = with_random_loop_filter(s, rng);
+            }
+            if l % 3 == 0 {
                 s = with_random_loop_filter(s, rng);
             }
             s
@@ -207,7 +211,7 @@ fn loop_filters_are_checked_and_applied() {
     let mut rng = SplitMix(21);
     let plain = random_grid_scale(&info, 0, &arch, 2.0, &mut rng);
     let mut s = with_random_loop_filter(plain.clone(), &mut rng);
-    s.loop_filter.as_mut().unwrap().clamp = true;
+    s.loop_filters[0].clamp = true;
     let good = archive(&info, std::slice::from_ref(&s));
     let a = Archive::read(&good, &Limits::default()).unwrap();
     assert_eq!(grid_sections(&a)[0], &s);
@@ -220,8 +224,8 @@ fn loop_filters_are_checked_and_applied() {
     let damaged = |at: usize, bytes: &[u8]| parse_damaged(&a, &good, at, bytes);
     // The flag is the section's 4th byte; the filter follows the context
     // parameters (no band gains: transform 0).
-    let e = damaged(3, &[2]);
-    assert!(e.contains("loop filter flag 2"), "{e}");
+    let e = damaged(3, &[4]);
+    assert!(e.contains("loop filter flag 4"), "{e}");
     let filter_at = 24 + 2 * arch.synthesis_params() + 2 * arch.context_params();
     let e = damaged(filter_at, &[0]);
     assert!(e.contains("0 loop filter classes"), "{e}");
@@ -231,9 +235,19 @@ fn loop_filters_are_checked_and_applied() {
     assert!(e.contains("loop filter radius 4"), "{e}");
     let e = damaged(filter_at + 2, &[9]);
     assert!(e.contains("loop filter clamp 9"), "{e}");
-    assert!(s.loop_filter.as_ref().unwrap().classes() > 1);
-    let e = damaged(filter_at + 3, &f32::NAN.to_bits().to_le_bytes());
+    let filter = &s.loop_filters[0];
+    assert!(filter.classes() > 1);
+    // In the banded layout the value bands' count comes before the
+    // thresholds.
+    let banded = good[a.header.sections[0].offset as usize + 3] > 1;
+    assert_eq!(banded, filter.banded());
+    let thresholds_at = filter_at + 3 + banded as usize;
+    let e = damaged(thresholds_at, &f32::NAN.to_bits().to_le_bytes());
     assert!(e.contains("not finite and ascending"), "{e}");
+    if banded {
+        let e = damaged(filter_at + 3, &[0]);
+        assert!(e.contains("0 loop filter value bands"), "{e}");
+    }
     // Dropping the flag leaves the filter's bytes where latents are due.
     let e = damaged(3, &[0]);
     assert!(!e.is_empty());

@@ -963,7 +963,7 @@ fn to_section(
             .collect(),
         lifting,
         coder: Coder::Contextual,
-        loop_filter: None,
+        loop_filters: Vec::new(),
     }
 }
 

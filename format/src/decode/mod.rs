@@ -137,7 +137,7 @@ impl Reconstruction {
             ScaleRef::Siren(s) => add_blocks(&ScaleModel::new(s, &self.header)?, &mut grid),
             ScaleRef::Grid(g) => {
                 crate::grid::add_synthesis(g, dims, &mut grid);
-                if let Some(filter) = &g.loop_filter {
+                for filter in &g.loop_filters {
                     grid = filter.apply(dims, &grid);
                 }
             }

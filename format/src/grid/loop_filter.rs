@@ -1,12 +1,13 @@
 //! A grid scale's loop filter (VVC's adaptive loop filter, carried to 3D):
 //! once the scale's synthesis is added, every voxel of the level's
-//! reconstruction becomes a point-symmetric filter of its 25-voxel diamond
-//! neighbourhood, with one of up to [`MAX_CLASSES`] filters chosen by the
-//! voxel's local activity. The encoder fits the filters by least squares;
-//! they undo some of the quantization's blur and ringing at sharp edges
-//! (engine at CR 200: +0.6 dB for ~500 bytes). Since the next scale
-//! predicts from the filtered level, it is "in the loop". Layout:
-//! `docs/FORMAT.md` §8.5, "Loop filter".
+//! reconstruction becomes a point-symmetric filter of its 25- or 63-voxel
+//! diamond neighbourhood, with one of up to [`MAX_CLASSES`] filters chosen
+//! by the voxel's local activity and value band. The encoder fits the
+//! filters by least squares; they undo some of the quantization's blur and
+//! ringing at sharp edges (engine at CR 200: +0.6 dB for ~500 bytes). A
+//! section may chain two ([`super::MAX_LOOP_FILTERS`]). Since the next
+//! scale predicts from the filtered level, it is "in the loop". Layout:
+//! `docs/FORMAT.md` §8.5, "Loop filters".
 
 use crate::bytes::{ByteReader, PutLe};
 use crate::error::FormatError;
@@ -91,9 +92,17 @@ impl Shape {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoopFilter {
     pub shape: Shape,
-    /// Activity thresholds, ascending: a voxel's class is how many are ≤
-    /// its activity ([`activity`]). One fewer than the classes.
+    /// Activity thresholds, ascending: a voxel's activity class is how
+    /// many are ≤ its activity ([`activity`]). One fewer than the activity
+    /// classes.
     pub thresholds: Vec<f32>,
+    /// Value thresholds, ascending: a voxel's value band is how many are ≤
+    /// its value; its class is activity class × bands + band. One fewer
+    /// than the bands (empty: one band, section flag 1). Activity alone
+    /// mixes the flat background with flat material (engine at CR 100, the
+    /// finest scale's filter, least squares: 32 activity classes +0.44 dB,
+    /// 8 activity × 4 value +0.52 dB).
+    pub value_thresholds: Vec<f32>,
     /// Per class, in Q14, `shape.coefficients()` of them: the offset, the
     /// centre's weight, then each pair's (in [`PAIRS`] order).
     pub coefficients: Vec<Vec<i16>>,
@@ -152,10 +161,16 @@ impl LoopFilter {
         self.coefficients.len()
     }
 
-    /// The class of a voxel of activity `a`.
+    /// Value bands: one more than the value thresholds.
+    pub fn bands(&self) -> usize {
+        self.value_thresholds.len() + 1
+    }
+
+    /// The class of a voxel of activity `a` and value `v`.
     #[inline]
-    pub fn class_of(&self, a: f32) -> usize {
-        self.thresholds.partition_point(|&th| th <= a)
+    pub fn class_of(&self, a: f32, v: f32) -> usize {
+        self.thresholds.partition_point(|&th| th <= a) * self.bands()
+            + self.value_thresholds.partition_point(|&th| th <= v)
     }
 
     /// Class `k`'s coefficients as f32.
@@ -198,7 +213,7 @@ impl LoopFilter {
                     let mut a = (data[i + 1] - data[i - 1]).abs();
                     a += (data[i + dx] - data[i - dx]).abs();
                     a += (data[i + plane] - data[i - plane]).abs();
-                    let w = &weights[self.class_of(a)];
+                    let w = &weights[self.class_of(a, data[i])];
                     let mut sum = w[0];
                     sum += w[1] * data[i];
                     for (wk, &s) in w[2..].iter().zip(&strides) {
@@ -210,8 +225,8 @@ impl LoopFilter {
                     continue;
                 }
                 let v = [x, y, z];
-                let w = &weights[self.class_of(activity(data, dims, v, t))];
                 let inputs = taps(data, dims, v, t, pairs);
+                let w = &weights[self.class_of(activity(data, dims, v, t), inputs[1])];
                 let mut sum = 0f32;
                 for (wk, xk) in w.iter().zip(inputs) {
                     sum += wk * xk;
@@ -238,19 +253,25 @@ impl LoopFilter {
                 "{k} loop filter classes, allowed 1..={MAX_CLASSES}"
             ));
         }
-        if self.thresholds.len() != k - 1 {
+        let bands = self.bands();
+        if !k.is_multiple_of(bands) {
             return bad(format!(
-                "{} loop filter thresholds for {k} classes",
-                self.thresholds.len()
+                "{k} loop filter classes are not a multiple of its {bands} value bands"
             ));
         }
-        if self.thresholds.iter().any(|t| !t.is_finite())
-            || self.thresholds.windows(2).any(|w| w[0] > w[1])
-        {
+        if self.thresholds.len() != k / bands - 1 {
             return bad(format!(
-                "loop filter thresholds {:?} are not finite and ascending",
-                self.thresholds
+                "{} loop filter thresholds for {} activity classes",
+                self.thresholds.len(),
+                k / bands
             ));
+        }
+        for t in [&self.thresholds, &self.value_thresholds] {
+            if t.iter().any(|t| !t.is_finite()) || t.windows(2).any(|w| w[0] > w[1]) {
+                return bad(format!(
+                    "loop filter thresholds {t:?} are not finite and ascending"
+                ));
+            }
         }
         let n = self.shape.coefficients();
         if let Some(c) = self.coefficients.iter().find(|c| c.len() != n) {
@@ -262,16 +283,34 @@ impl LoopFilter {
         Ok(())
     }
 
-    /// Bytes of a stored filter.
-    pub fn stored_len(shape: Shape, classes: usize) -> usize {
-        3 + 4 * (classes - 1) + 2 * shape.coefficients() * classes
+    /// Bytes of a stored filter of `classes` activity classes × `bands`
+    /// value bands (banded layout; the plain one is a byte shorter).
+    pub fn stored_len(shape: Shape, classes: usize, bands: usize) -> usize {
+        4 + 4 * (classes - 1 + bands - 1) + 2 * shape.coefficients() * classes * bands
     }
 
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+    /// [`Self::stored_len`] of this filter.
+    pub fn stored_len_of(&self) -> usize {
+        Self::stored_len(self.shape, self.classes() / self.bands(), self.bands())
+    }
+
+    /// Whether the filter has value bands (it needs the banded layout).
+    pub fn banded(&self) -> bool {
+        !self.value_thresholds.is_empty()
+    }
+
+    /// Writes the filter in the banded layout (a byte of value bands after
+    /// the clamp, the value thresholds after the activity ones) or, for a
+    /// filter of one band, optionally the plain one.
+    pub(crate) fn write(&self, out: &mut Vec<u8>, banded: bool) {
+        debug_assert!(banded || !self.banded());
         out.put_u8(self.classes() as u8);
         out.put_u8(self.shape.radius());
         out.put_u8(self.clamp as u8);
-        for &t in &self.thresholds {
+        if banded {
+            out.put_u8(self.bands() as u8);
+        }
+        for &t in self.thresholds.iter().chain(&self.value_thresholds) {
             out.put_u32(t.to_bits());
         }
         for &c in self.coefficients.iter().flatten() {
@@ -279,7 +318,8 @@ impl LoopFilter {
         }
     }
 
-    pub(crate) fn read(r: &mut ByteReader) -> Result<LoopFilter, FormatError> {
+    /// Reads a filter stored in the plain or the banded layout.
+    pub(crate) fn read(r: &mut ByteReader, banded: bool) -> Result<LoopFilter, FormatError> {
         let classes = r.u8("loop filter classes")? as usize;
         if classes == 0 || classes > MAX_CLASSES {
             return Err(FormatError::Invalid(format!(
@@ -301,10 +341,22 @@ impl LoopFilter {
                 )))
             }
         };
-        let mut thresholds = Vec::with_capacity(classes - 1);
-        for _ in 1..classes {
-            thresholds.push(f32::from_bits(r.u32("loop filter threshold")?));
+        let bands = match banded {
+            true => r.u8("loop filter value bands")? as usize,
+            false => 1,
+        };
+        if bands == 0 || !classes.is_multiple_of(bands) {
+            return Err(FormatError::Invalid(format!(
+                "{bands} loop filter value bands for {classes} classes"
+            )));
         }
+        let mut read_thresholds = |n: usize| -> Result<Vec<f32>, FormatError> {
+            (0..n)
+                .map(|_| Ok(f32::from_bits(r.u32("loop filter threshold")?)))
+                .collect()
+        };
+        let thresholds = read_thresholds(classes / bands - 1)?;
+        let value_thresholds = read_thresholds(bands - 1)?;
         let mut coefficients = Vec::with_capacity(classes);
         for _ in 0..classes {
             let mut c = vec![0i16; shape.coefficients()];
@@ -316,6 +368,7 @@ impl LoopFilter {
         let filter = LoopFilter {
             shape,
             thresholds,
+            value_thresholds,
             coefficients,
             clamp,
         };
@@ -334,6 +387,7 @@ mod tests {
         LoopFilter {
             shape,
             thresholds: (1..classes).map(|k| k as f32 * 0.1).collect(),
+            value_thresholds: Vec::new(),
             coefficients: vec![c; classes],
             clamp: false,
         }
@@ -369,6 +423,7 @@ mod tests {
             let f = LoopFilter {
                 shape,
                 thresholds: vec![0.25],
+                value_thresholds: Vec::new(),
                 coefficients: vec![avg, keep],
                 clamp: false,
             };
@@ -397,7 +452,7 @@ mod tests {
             .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
             .collect();
         for shape in Shape::ALL {
-            let coefficients = (0..3)
+            let coefficients = (0..6)
                 .map(|k| {
                     (0..shape.coefficients())
                         .map(|j| ((j * 37 + k * 11) % 200) as i16 - 100)
@@ -407,6 +462,7 @@ mod tests {
             let f = LoopFilter {
                 shape,
                 thresholds: vec![0.3, 0.9],
+                value_thresholds: vec![0.5],
                 coefficients,
                 clamp: false,
             };
@@ -417,9 +473,10 @@ mod tests {
                     for y in 0..dims[1] {
                         for x in 0..dims[0] {
                             let v = [x, y, z];
-                            let w = f.weights(f.class_of(activity(&data, dims, v, t)));
+                            let x = taps(&data, dims, v, t, shape.pairs());
+                            let w = f.weights(f.class_of(activity(&data, dims, v, t), x[1]));
                             let mut sum = 0f32;
-                            for (wk, xk) in w.iter().zip(taps(&data, dims, v, t, shape.pairs())) {
+                            for (wk, xk) in w.iter().zip(x) {
                                 sum += wk * xk;
                             }
                             assert_eq!(out[i].to_bits(), sum.to_bits(), "{shape:?} {v:?} {t}");
@@ -433,21 +490,45 @@ mod tests {
 
     #[test]
     fn filters_round_trip_and_bad_ones_are_refused() {
-        for shape in Shape::ALL {
+        for (shape, bands) in Shape::ALL.into_iter().flat_map(|s| [(s, 1), (s, 2)]) {
             let mut f = identity(shape, 4);
+            if bands == 2 {
+                // 2 activity classes × 2 value bands.
+                f.thresholds = vec![0.2];
+                f.value_thresholds = vec![0.6];
+            }
             f.coefficients[2][5] = -1234;
             f.clamp = true;
+            let banded = f.banded();
+            assert_eq!(banded, bands == 2);
             let mut bytes = Vec::new();
-            f.write(&mut bytes);
-            assert_eq!(bytes.len(), LoopFilter::stored_len(shape, 4));
-            assert_eq!(LoopFilter::read(&mut ByteReader::new(&bytes)).unwrap(), f);
+            f.write(&mut bytes, banded);
+            assert_eq!(
+                bytes.len() + !banded as usize,
+                LoopFilter::stored_len(shape, 4 / bands, bands)
+            );
+            assert_eq!(
+                LoopFilter::read(&mut ByteReader::new(&bytes), banded).unwrap(),
+                f
+            );
             for cut in 0..bytes.len() {
-                assert!(LoopFilter::read(&mut ByteReader::new(&bytes[..cut])).is_err());
+                assert!(LoopFilter::read(&mut ByteReader::new(&bytes[..cut]), banded).is_err());
             }
-            for (at, value) in [(0, 0), (0, 33), (1, 1), (1, 4), (2, 2)] {
+            let mut damage = vec![(0, 0), (0, 33), (1, 1), (1, 4), (2, 2)];
+            if banded {
+                // No bands, or 3 (not dividing 4 classes).
+                damage.extend([(3, 0), (3, 3)]);
+            }
+            for (at, value) in damage {
                 let mut b = bytes.clone();
                 b[at] = value;
-                assert!(LoopFilter::read(&mut ByteReader::new(&b)).is_err());
+                assert!(LoopFilter::read(&mut ByteReader::new(&b), banded).is_err());
+            }
+            // One band in the banded layout reads as the plain filter.
+            if !banded {
+                let mut b = Vec::new();
+                f.write(&mut b, true);
+                assert_eq!(LoopFilter::read(&mut ByteReader::new(&b), true).unwrap(), f);
             }
         }
         // Thresholds out of order, and a class of the wrong length.

@@ -31,6 +31,9 @@ pub const MAX_LATENT_LEVELS: u8 = 12;
 pub const MAX_SYNTHESIS_LAYERS: u8 = 4;
 pub const MAX_SYNTHESIS_WIDTH: u16 = 64;
 pub const MAX_CONTEXT_HIDDEN: u8 = 32;
+/// Loop filters a section may chain: a second one, of its own classes,
+/// takes some of what the first leaves.
+pub const MAX_LOOP_FILTERS: usize = 2;
 
 /// The shape of a grid scale's model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,8 +140,9 @@ pub struct GridSection {
     pub lifting: Option<Lifting>,
     /// How the latents' decisions get their probabilities.
     pub coder: Coder,
-    /// Filters the level's reconstruction once the synthesis is added.
-    pub loop_filter: Option<LoopFilter>,
+    /// Filter the level's reconstruction once the synthesis is added, in
+    /// order (at most [`MAX_LOOP_FILTERS`]).
+    pub loop_filters: Vec<LoopFilter>,
 }
 
 /// Coded bytes of a grid section by what they describe.
@@ -202,7 +206,13 @@ impl GridSection {
                 return bad(format!("band gain {g} is not a finite binary16 value"));
             }
         }
-        if let Some(filter) = &self.loop_filter {
+        if self.loop_filters.len() > MAX_LOOP_FILTERS {
+            return bad(format!(
+                "{} loop filters, at most {MAX_LOOP_FILTERS}",
+                self.loop_filters.len()
+            ));
+        }
+        for filter in &self.loop_filters {
             filter.check()?;
         }
         let dims = header.level_dims(self.level);
@@ -249,7 +259,7 @@ impl GridSection {
             Coder::Adaptive => 1,
             Coder::Contextual => 2,
         });
-        out.put_u8(self.loop_filter.is_some() as u8);
+        out.put_u8(self.filter_flag());
         for d in dims {
             out.put_u32(d as u32);
         }
@@ -269,8 +279,9 @@ impl GridSection {
         for &g in self.lifting.iter().flat_map(|l| l.gains.iter().flatten()) {
             out.put_u16(half::f16::from_f32(g).to_bits());
         }
-        if let Some(filter) = &self.loop_filter {
-            filter.write(&mut out);
+        let banded = self.filter_flag() > 1;
+        for filter in &self.loop_filters {
+            filter.write(&mut out, banded);
         }
         // Coarsest level first: each level's contexts read its parent.
         for coded in self.coded_levels(dims).into_iter().rev() {
@@ -287,6 +298,18 @@ impl GridSection {
             }
         }
         out
+    }
+
+    /// The section's loop filter flag: 0 without filters, 1 for one filter of
+    /// activity classes alone (the plain layout), 2 for one with value
+    /// bands, 3 for two (banded layouts).
+    fn filter_flag(&self) -> u8 {
+        match self.loop_filters.as_slice() {
+            [] => 0,
+            [f] if !f.banded() => 1,
+            [_] => 2,
+            _ => 3,
+        }
     }
 
     /// Bytes the coded latents take (chunks only, without their lengths),
@@ -429,12 +452,11 @@ impl GridSection {
                 )))
             }
         };
-        let has_filter = match r.u8("loop filter flag")? {
-            0 => false,
-            1 => true,
+        let filter_flag = match r.u8("loop filter flag")? {
+            f @ 0..=3 => f,
             f => {
                 return Err(FormatError::Invalid(format!(
-                    "loop filter flag {f}, expected 0 or 1"
+                    "loop filter flag {f}, expected 0 to 3"
                 )))
             }
         };
@@ -524,14 +546,16 @@ impl GridSection {
         } else {
             None
         };
-        let loop_filter = if has_filter {
-            let before = r.position();
-            let filter = LoopFilter::read(&mut r)?;
-            breakdown.synthesis += (r.position() - before) as u64;
-            Some(filter)
-        } else {
-            None
+        let before = r.position();
+        let filters = match filter_flag {
+            0 => 0,
+            1 | 2 => 1,
+            _ => 2,
         };
+        let loop_filters = (0..filters)
+            .map(|_| LoopFilter::read(&mut r, filter_flag > 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        breakdown.synthesis += (r.position() - before) as u64;
         let net = ContextNet::new(&arch, &context);
         let table = LaplaceTable::new();
         let mut latents: Vec<Vec<i32>> = vec![Vec::new(); levels as usize];
@@ -622,7 +646,7 @@ impl GridSection {
                 latents,
                 lifting,
                 coder,
-                loop_filter,
+                loop_filters,
             },
             breakdown,
         ))

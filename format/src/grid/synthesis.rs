@@ -260,7 +260,7 @@ mod tests {
                 arch,
                 lifting: None,
                 coder: crate::grid::entropy::Coder::Contextual,
-                loop_filter: None,
+                loop_filters: Vec::new(),
             };
             let n: usize = dims.iter().product();
             let base: Vec<f32> = (0..n).map(|_| rng.symmetric(1.0)).collect();

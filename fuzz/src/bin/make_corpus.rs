@@ -126,8 +126,11 @@ fn main() {
             if i % 2 == 1 {
                 section = with_random_lifting(section, &mut rng);
             }
-            // And loop filters on every other level.
+            // And loop filters on every other level, two on the first.
             if l % 2 == 0 {
+                section = with_random_loop_filter(section, &mut rng);
+            }
+            if l == 0 {
                 section = with_random_loop_filter(section, &mut rng);
             }
             w.add_scale(&section).expect("add grid scale");
