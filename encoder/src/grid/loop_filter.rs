@@ -155,8 +155,8 @@ fn dequantize(c: &[i16]) -> Vec<f64> {
 }
 
 /// The loop filters for a level reconstructed as `rec`: [`fit`]'s, then
-/// where it pays, a second one fitted to what the first leaves, within
-/// `max_bytes` together (engine at CR 100: +0.04 dB).
+/// where it pays and `most` allows, a second one fitted to what the first
+/// leaves, within `max_bytes` together.
 pub fn fit_chain(
     rec: &[f32],
     truth: &[f32],
@@ -164,16 +164,18 @@ pub fn fit_chain(
     lambda: f64,
     max_bytes: usize,
     clamp: bool,
+    most: usize,
 ) -> Vec<LoopFilter> {
+    let most = most.min(MAX_LOOP_FILTERS);
     let mut filters: Vec<LoopFilter> = Vec::new();
     let mut current = rec.to_vec();
     let mut left = max_bytes;
-    while filters.len() < MAX_LOOP_FILTERS {
+    while filters.len() < most {
         let Some(filter) = fit(&current, truth, dims, lambda, left, clamp) else {
             break;
         };
-        left = left.saturating_sub(filter.stored_len_of());
-        if filters.len() + 1 < MAX_LOOP_FILTERS {
+        left = left.saturating_sub(filter.coded_len());
+        if filters.len() + 1 < most {
             current = filter.apply(dims, &current);
         }
         filters.push(filter);
@@ -268,8 +270,9 @@ pub fn fit(
         .into_iter()
         .flat_map(|s| classings.clone().map(move |k| (s, k)))
     {
-        let bytes = LoopFilter::stored_len(shape, classes, bands);
-        if bytes > max_bytes {
+        // (Coded, a filter takes less than stored plainly: only those
+        // hopelessly large are not fitted.)
+        if LoopFilter::stored_len(shape, classes, bands) > max_bytes.saturating_mul(2) {
             continue;
         }
         let (run, band_run) = (MAX_CLASSES / classes, FINE_BANDS / bands);
@@ -287,22 +290,23 @@ pub fn fit(
             sse += e;
             coefficients.push(c);
         }
+        let filter = LoopFilter {
+            shape,
+            thresholds: (1..classes).map(|j| fine.thresholds[j * run - 1]).collect(),
+            value_thresholds: (1..bands)
+                .map(|j| fine.value_thresholds[j * band_run - 1])
+                .collect(),
+            coefficients,
+            clamp,
+        };
+        // Priced as stored: its coefficients coded.
+        let bytes = filter.coded_len();
+        if bytes > max_bytes {
+            continue;
+        }
         let cost = sse + lambda * 8.0 * bytes as f64;
         if cost < unfiltered && best.as_ref().is_none_or(|(b, _)| cost < *b) {
-            let thresholds = (1..classes).map(|j| fine.thresholds[j * run - 1]).collect();
-            let value_thresholds = (1..bands)
-                .map(|j| fine.value_thresholds[j * band_run - 1])
-                .collect();
-            best = Some((
-                cost,
-                LoopFilter {
-                    shape,
-                    thresholds,
-                    value_thresholds,
-                    coefficients,
-                    clamp,
-                },
-            ));
+            best = Some((cost, filter));
         }
     }
     best.map(|(_, f)| f)

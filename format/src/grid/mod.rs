@@ -300,14 +300,13 @@ impl GridSection {
         out
     }
 
-    /// The section's loop filter flag: 0 without filters, 1 for one filter of
-    /// activity classes alone (the plain layout), 2 for one with value
-    /// bands, 3 for two (banded layouts).
+    /// The section's loop filter flag: 0 without filters, 2 for one, 3 for
+    /// two, in the banded layout (coded coefficients; flag 1, the plain
+    /// layout, is read but no longer written).
     fn filter_flag(&self) -> u8 {
-        match self.loop_filters.as_slice() {
-            [] => 0,
-            [f] if !f.banded() => 1,
-            [_] => 2,
+        match self.loop_filters.len() {
+            0 => 0,
+            1 => 2,
             _ => 3,
         }
     }
