@@ -168,15 +168,17 @@ pub fn fit_chain(
 ) -> Vec<LoopFilter> {
     let most = most.min(MAX_LOOP_FILTERS);
     let mut filters: Vec<LoopFilter> = Vec::new();
-    let mut current = rec.to_vec();
+    // The level as the next filter sees it: `rec` itself until one is fitted.
+    let mut filtered: Option<Vec<f32>> = None;
     let mut left = max_bytes;
     while filters.len() < most {
-        let Some(filter) = fit(&current, truth, dims, lambda, left, clamp) else {
+        let current = filtered.as_deref().unwrap_or(rec);
+        let Some(filter) = fit(current, truth, dims, lambda, left, clamp) else {
             break;
         };
         left = left.saturating_sub(filter.coded_len());
         if filters.len() + 1 < most {
-            current = filter.apply(dims, &current);
+            filtered = Some(filter.apply(dims, current));
         }
         filters.push(filter);
     }

@@ -323,10 +323,12 @@ impl LoopFilter {
                 .collect();
             let (here, last) = (row_at(0, 0), dx as i64 - 1);
             let cx = |x: usize, o: i32| (x as i64 + o as i64).clamp(0, last) as usize;
+            let (y0, y1) = (row_at(1, 0), row_at(-1, 0));
+            let (z0, z1) = (row_at(0, 1), row_at(0, -1));
             for x in ends {
                 let mut a = (data[here + cx(x, 1)] - data[here + cx(x, -1)]).abs();
-                a += (data[row_at(1, 0) + x] - data[row_at(-1, 0) + x]).abs();
-                a += (data[row_at(0, 1) + x] - data[row_at(0, -1) + x]).abs();
+                a += (data[y0 + x] - data[y1 + x]).abs();
+                a += (data[z0 + x] - data[z1 + x]).abs();
                 let centre = data[here + x];
                 let w = &weights[self.class_of(a, centre)];
                 let mut sum = w[0];
