@@ -324,49 +324,90 @@ impl Default for LaplaceTable {
     }
 }
 
-/// The context network in fixed point: weights as stored (Q12, i16).
-/// Layout per [`GridArchitecture::context_params`].
-#[derive(Clone, Debug)]
-pub struct ContextNet<'a> {
-    hidden: usize,
-    params: &'a [i16],
+/// The context inputs padded to a multiple of 8 lanes.
+const PADDED_INPUTS: usize = CONTEXT_INPUTS.next_multiple_of(8);
+
+/// The first [`CONTEXT_INPUTS`] of `f`, then zeros.
+fn padded(f: impl Fn(usize) -> i16) -> [i16; PADDED_INPUTS] {
+    std::array::from_fn(|i| if i < CONTEXT_INPUTS { f(i) } else { 0 })
 }
 
-impl<'a> ContextNet<'a> {
-    pub fn new(arch: &GridArchitecture, params: &'a [i16]) -> ContextNet<'a> {
+/// Σ a·b over the padded inputs, i16 × i16 products summed in i32 (exact
+/// for the context network's operands, see [`ContextNet::predict`]).
+#[inline]
+fn dot16(a: &[i16; PADDED_INPUTS], b: &[i16; PADDED_INPUTS]) -> i32 {
+    // SSE2 is part of x86_64: pairwise multiply-adds, 8 lanes at a time.
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: unaligned loads of 8 i16 within arrays of a multiple of 8.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = _mm_setzero_si128();
+        for k in (0..PADDED_INPUTS).step_by(8) {
+            let x = _mm_loadu_si128(a.as_ptr().add(k) as *const __m128i);
+            let y = _mm_loadu_si128(b.as_ptr().add(k) as *const __m128i);
+            acc = _mm_add_epi32(acc, _mm_madd_epi16(x, y));
+        }
+        let s = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0b01_00_11_10));
+        _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
+}
+
+/// The context network in fixed point: weights as stored (Q12, i16).
+/// Layout per [`GridArchitecture::context_params`]; held here transposed, a
+/// row of input weights per hidden unit and per output's skip.
+#[derive(Clone, Debug)]
+pub struct ContextNet {
+    /// Per hidden unit, its input weights (W1's column), zero-padded.
+    w1: Vec<[i16; PADDED_INPUTS]>,
+    b1: Vec<i32>,
+    /// Per hidden unit, its two output weights.
+    w2: Vec<[i64; 2]>,
+    /// Per output, its skip weights (S's column).
+    skip: [[i16; PADDED_INPUTS]; 2],
+    b2: [i64; 2],
+}
+
+impl ContextNet {
+    pub fn new(arch: &GridArchitecture, params: &[i16]) -> ContextNet {
         assert_eq!(params.len(), arch.context_params());
+        let (n, h) = (CONTEXT_INPUTS, arch.context_hidden as usize);
+        let (w1, rest) = params.split_at(n * h);
+        let (b1, rest) = rest.split_at(h);
+        let (w2, rest) = rest.split_at(h * 2);
+        let (skip, b2) = rest.split_at(n * 2);
         ContextNet {
-            hidden: arch.context_hidden as usize,
-            params,
+            w1: (0..h).map(|j| padded(|i| w1[i * h + j])).collect(),
+            b1: b1.iter().map(|&b| b as i32).collect(),
+            w2: (0..h)
+                .map(|j| [w2[j * 2] as i64, w2[j * 2 + 1] as i64])
+                .collect(),
+            skip: std::array::from_fn(|k| padded(|i| skip[i * 2 + k])),
+            b2: [b2[0] as i64, b2[1] as i64],
         }
     }
 
     /// (mean in sixteenths, scale index) for one latent's context.
+    ///
+    /// The sums over the inputs are exact in i16 × i16 → i32 (what SIMD
+    /// multiply-adds do): every input is below 2^7 in magnitude (the
+    /// latents clamped to ±64, the activities' `lg8` of at most 769, the
+    /// level, the parities) and every weight at most 2^15, so 20 products
+    /// and a bias stay under 2^28. The second layer needs i64.
     pub fn predict(&self, ctx: &[i32; CONTEXT_INPUTS]) -> (i32, usize) {
-        let n = CONTEXT_INPUTS;
-        let h = self.hidden;
-        let p = self.params;
-        // Hidden layer: relu(W1ᵀc + b1), Q12.
-        let (w1, rest) = p.split_at(n * h);
-        let (b1, rest) = rest.split_at(h);
-        let (w2, rest) = rest.split_at(h * 2);
-        let (skip, b2) = rest.split_at(n * 2);
+        let c: [i16; PADDED_INPUTS] = padded(|i| ctx[i] as i16);
+        let dot = |w: &[i16; PADDED_INPUTS]| dot16(w, &c);
         let mut out = [0i64; 2];
-        for j in 0..h {
-            let mut acc = b1[j] as i64;
-            for i in 0..n {
-                acc += w1[i * h + j] as i64 * ctx[i] as i64;
-            }
-            let hj = acc.max(0);
-            out[0] += w2[j * 2] as i64 * hj;
-            out[1] += w2[j * 2 + 1] as i64 * hj;
+        for ((w1, &b1), w2) in self.w1.iter().zip(&self.b1).zip(&self.w2) {
+            // Hidden layer: relu(W1ᵀc + b1), Q12.
+            let hj = (b1 + dot(w1)).max(0) as i64;
+            out[0] += w2[0] * hj;
+            out[1] += w2[1] * hj;
         }
         // Linear skip and output bias, Q12 raised to Q24.
         for (k, o) in out.iter_mut().enumerate() {
-            let mut lin = b2[k] as i64;
-            for i in 0..n {
-                lin += skip[i * 2 + k] as i64 * ctx[i] as i64;
-            }
+            let lin = self.b2[k] + dot(&self.skip[k]) as i64;
             *o += lin << WEIGHT_FRAC;
         }
         let mean16 = ((out[0] + (1 << 19)) >> 20)
@@ -377,10 +418,54 @@ impl<'a> ContextNet<'a> {
     }
 }
 
-/// A level's latents: dims (x, y, z, t), x fastest.
-pub struct LevelView<'a> {
+/// The next coarser level as a finer level's contexts read it (§8.5's
+/// `c[12]` and `c[19]`), computed once per level rather than per latent: at
+/// each of its samples the latent clamped to ±[`CONTEXT_CLAMP`], and the
+/// activity `lg8(1 + Σ |p|)` over the samples a finer latent there
+/// interpolates from (this one and the next along each axis, where they
+/// exist).
+pub struct ParentLevel {
     pub dims: [usize; 4],
-    pub values: &'a [i32],
+    value: Vec<i32>,
+    activity: Vec<i32>,
+}
+
+impl ParentLevel {
+    /// `values`: the coarser level's latents, dims `dims`, x fastest.
+    pub fn new(dims: [usize; 4], values: &[i32]) -> ParentLevel {
+        let value: Vec<i32> = values
+            .iter()
+            .map(|&v| v.clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP))
+            .collect();
+        // The box sum is a product of per-axis ranges, so it is separable:
+        // along each axis, a sample plus the next one (where it exists).
+        let mut sum: Vec<u32> = value.iter().map(|v| v.unsigned_abs()).collect();
+        let mut stride = 1;
+        for &n in &dims {
+            for run in sum.chunks_mut(stride * n) {
+                for a in 0..n.saturating_sub(1) {
+                    for k in 0..stride {
+                        run[a * stride + k] += run[(a + 1) * stride + k];
+                    }
+                }
+            }
+            stride *= n;
+        }
+        ParentLevel {
+            dims,
+            value,
+            activity: sum.into_iter().map(|s| log2_eighths(1 + s)).collect(),
+        }
+    }
+
+    /// The sample under finer-level position `v` (each coordinate halved,
+    /// clamped to this level's dims).
+    #[inline]
+    fn under(&self, v: [usize; 4]) -> usize {
+        let [px, py, pz, pt] = self.dims;
+        (((v[3] / 2).min(pt - 1) * pz + (v[2] / 2).min(pz - 1)) * py + (v[1] / 2).min(py - 1)) * px
+            + (v[0] / 2).min(px - 1)
+    }
 }
 
 /// One chunk of a level: time step `t`, slices `z0 .. z0 + nz`. Its latents
@@ -425,49 +510,41 @@ pub fn chunks(dims: [usize; 4]) -> Vec<Chunk> {
 pub fn context(
     values: &[i32],
     [dx, dy]: [usize; 2],
-    parent: Option<&LevelView>,
+    parent: Option<&ParentLevel>,
     [x, y, zl]: [usize; 3],
     chunk: Chunk,
     level: usize,
 ) -> [i32; CONTEXT_INPUTS] {
     let mut c = [0i32; CONTEXT_INPUTS];
-    for (k, o) in NEIGHBOURS.iter().enumerate() {
-        let (nx, ny, nz) = (
-            x as isize + o[0] as isize,
-            y as isize + o[1] as isize,
-            zl as isize + o[2] as isize,
-        );
-        if nx < 0 || ny < 0 || nz < 0 || nx >= dx as isize || ny >= dy as isize {
-            continue;
+    // Away from the chunk's and the plane's edges every neighbour exists.
+    if x >= 2 && x + 1 < dx && y >= 2 && y + 1 < dy && zl >= 2 {
+        let here = ((zl * dy + y) * dx + x) as isize;
+        for (k, o) in NEIGHBOURS.iter().enumerate() {
+            let i =
+                here + o[0] as isize + (o[1] as isize + o[2] as isize * dy as isize) * dx as isize;
+            c[k] = values[i as usize].clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP);
         }
-        let i = (nz as usize * dy + ny as usize) * dx + nx as usize;
-        c[k] = values[i].clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP);
+    } else {
+        for (k, o) in NEIGHBOURS.iter().enumerate() {
+            let (nx, ny, nz) = (
+                x as isize + o[0] as isize,
+                y as isize + o[1] as isize,
+                zl as isize + o[2] as isize,
+            );
+            if nx < 0 || ny < 0 || nz < 0 || nx >= dx as isize || ny >= dy as isize {
+                continue;
+            }
+            let i = (nz as usize * dy + ny as usize) * dx + nx as usize;
+            c[k] = values[i].clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP);
+        }
     }
     if let Some(p) = parent {
-        let [px, py, pz, pt] = p.dims;
-        let z = chunk.z0 + zl;
-        let i = ((((chunk.t / 2).min(pt - 1) * pz + (z / 2).min(pz - 1)) * py
-            + (y / 2).min(py - 1))
-            * px)
-            + (x / 2).min(px - 1);
-        c[NEIGHBOURS.len()] = p.values[i].clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP);
-        let z = chunk.z0 + zl;
-        let mut sum = 0u32;
-        for qt in parents(chunk.t, pt) {
-            for qz in parents(z, pz) {
-                for qy in parents(y, py) {
-                    let row = ((qt * pz + qz) * py + qy) * px;
-                    for qx in parents(x, px) {
-                        sum += p.values[row + qx]
-                            .clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP)
-                            .unsigned_abs();
-                    }
-                }
-            }
-        }
-        c[ACTIVITY_INPUT + 1] = log2_eighths(1 + sum);
-        for (k, v) in [x, y, z, chunk.t].into_iter().enumerate() {
-            c[PARITY_INPUT + k] = (v & 1) as i32;
+        let v = [x, y, chunk.z0 + zl, chunk.t];
+        let i = p.under(v);
+        c[NEIGHBOURS.len()] = p.value[i];
+        c[ACTIVITY_INPUT + 1] = p.activity[i];
+        for (k, a) in v.into_iter().enumerate() {
+            c[PARITY_INPUT + k] = (a & 1) as i32;
         }
     }
     c[LEVEL_INPUT] = level as i32;
@@ -587,7 +664,7 @@ pub fn encode_chunk(
     coder: Coder,
     values: &[i32],
     plane: [usize; 2],
-    parent: Option<&LevelView>,
+    parent: Option<&ParentLevel>,
     chunk: Chunk,
     level: usize,
 ) -> Vec<u8> {
@@ -626,7 +703,7 @@ pub fn decode_chunk(
     coder: Coder,
     values: &mut [i32],
     plane: [usize; 2],
-    parent: Option<&LevelView>,
+    parent: Option<&ParentLevel>,
     chunk: Chunk,
     level: usize,
     data: &[u8],
@@ -655,6 +732,133 @@ pub fn decode_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grid::GridArchitecture;
+    use crate::synth::SplitMix;
+
+    /// §8.5's context network as written, in i64 over the stored layout.
+    fn predict_by_definition(h: usize, p: &[i16], c: &[i32; CONTEXT_INPUTS]) -> (i32, usize) {
+        let n = CONTEXT_INPUTS;
+        let (w1, rest) = p.split_at(n * h);
+        let (b1, rest) = rest.split_at(h);
+        let (w2, rest) = rest.split_at(h * 2);
+        let (skip, b2) = rest.split_at(n * 2);
+        let mut o = [0i64; 2];
+        for j in 0..h {
+            let a = b1[j] as i64
+                + (0..n)
+                    .map(|i| w1[i * h + j] as i64 * c[i] as i64)
+                    .sum::<i64>();
+            for (k, ok) in o.iter_mut().enumerate() {
+                *ok += w2[j * 2 + k] as i64 * a.max(0);
+            }
+        }
+        for (k, ok) in o.iter_mut().enumerate() {
+            let lin = b2[k] as i64
+                + (0..n)
+                    .map(|i| skip[i * 2 + k] as i64 * c[i] as i64)
+                    .sum::<i64>();
+            *ok += lin << WEIGHT_FRAC;
+        }
+        let m = ((o[0] + (1 << 19)) >> 20)
+            .clamp(-(MAX_LATENT_ABS as i64) * 16, MAX_LATENT_ABS as i64 * 16);
+        let s = ((o[1] + (1 << 20)) >> 21).clamp(0, SCALE_STEPS as i64 - 1);
+        (m as i32, s as usize)
+    }
+
+    /// The fast network (transposed, i16 multiply-adds) equals the
+    /// definition, extreme weights and the largest inputs included.
+    #[test]
+    fn context_net_matches_its_definition() {
+        let mut rng = SplitMix(21);
+        for (case, h) in [0u8, 1, 4, 8, 32].into_iter().enumerate() {
+            let arch = GridArchitecture {
+                levels: 5,
+                synthesis: Vec::new(),
+                context_hidden: h,
+            };
+            let params: Vec<i16> = (0..arch.context_params())
+                .map(|i| match (case + i) % 7 {
+                    0 => i16::MIN,
+                    1 => i16::MAX,
+                    _ => (rng.next_u64() >> 48) as i16 / 4,
+                })
+                .collect();
+            let net = ContextNet::new(&arch, &params);
+            for k in 0..2000 {
+                let c: [i32; CONTEXT_INPUTS] = std::array::from_fn(|i| {
+                    let r = rng.next_u64();
+                    match i {
+                        _ if k % 3 == 0 && i <= NEIGHBOURS.len() => {
+                            if r & 1 == 0 {
+                                -CONTEXT_CLAMP
+                            } else {
+                                CONTEXT_CLAMP
+                            }
+                        }
+                        _ if i <= NEIGHBOURS.len() => (r % 129) as i32 - CONTEXT_CLAMP,
+                        PARITY_INPUT..LEVEL_INPUT => (r & 1) as i32,
+                        LEVEL_INPUT => (r % 12) as i32,
+                        _ => log2_eighths(1 + (r % 800) as u32),
+                    }
+                });
+                assert_eq!(
+                    net.predict(&c),
+                    predict_by_definition(h as usize, &params, &c),
+                    "hidden {h}, context {c:?}"
+                );
+            }
+        }
+    }
+
+    /// The precomputed parent context equals the per-latent definition:
+    /// the co-located latent and the sum over the interpolating samples.
+    #[test]
+    fn parent_level_matches_its_definition() {
+        let mut rng = SplitMix(4);
+        for dims in [[5usize, 4, 3, 1], [1, 6, 2, 1], [3, 3, 3, 2], [7, 1, 1, 1]] {
+            let n: usize = dims.iter().product();
+            let values: Vec<i32> = (0..n)
+                .map(|_| (rng.next_u64() % 301) as i32 - 150)
+                .collect();
+            let parent = ParentLevel::new(dims, &values);
+            let fine = dims.map(|d| 2 * d + 1);
+            for t in 0..fine[3] {
+                for z in 0..fine[2] {
+                    for y in 0..fine[1] {
+                        for x in 0..fine[0] {
+                            let at = |q: [usize; 4]| {
+                                ((q[3] * dims[2] + q[2]) * dims[1] + q[1]) * dims[0] + q[0]
+                            };
+                            let i = parent.under([x, y, z, t]);
+                            let q = [x, y, z, t].map(|v| v / 2);
+                            let q = std::array::from_fn(|a| q[a].min(dims[a] - 1));
+                            assert_eq!(
+                                parent.value[i],
+                                values[at(q)].clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP)
+                            );
+                            let mut sum = 0u32;
+                            for qt in parents(t, dims[3]) {
+                                for qz in parents(z, dims[2]) {
+                                    for qy in parents(y, dims[1]) {
+                                        for qx in parents(x, dims[0]) {
+                                            sum += values[at([qx, qy, qz, qt])]
+                                                .clamp(-CONTEXT_CLAMP, CONTEXT_CLAMP)
+                                                .unsigned_abs();
+                                        }
+                                    }
+                                }
+                            }
+                            assert_eq!(
+                                parent.activity[i],
+                                log2_eighths(1 + sum),
+                                "{dims:?} {x} {y} {z} {t}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn exp2_matches_float_closely() {

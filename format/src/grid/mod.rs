@@ -19,7 +19,7 @@ use crate::bytes::{ByteReader, PutLe};
 use crate::error::FormatError;
 use crate::header::Header;
 use crate::Limits;
-use entropy::{Coder, ContextNet, LaplaceTable, LevelView, CONTEXT_INPUTS};
+use entropy::{Coder, ContextNet, LaplaceTable, ParentLevel, CONTEXT_INPUTS};
 pub use lifting::Lifting;
 pub use loop_filter::LoopFilter;
 #[cfg(feature = "parallel")]
@@ -334,10 +334,10 @@ impl GridSection {
                     return None;
                 }
                 let ldims = latent_dims(dims, l as u8);
-                let parent = self.latents.get(l + 1).map(|p| LevelView {
-                    dims: latent_dims(dims, l as u8 + 1),
-                    values: p,
-                });
+                let parent = self
+                    .latents
+                    .get(l + 1)
+                    .map(|p| ParentLevel::new(latent_dims(dims, l as u8 + 1), p));
                 let chunks = entropy::chunks(ldims);
                 let code = |c: &entropy::Chunk| {
                     let run = &values[c.offset(ldims)..][..c.len(ldims)];
@@ -596,10 +596,9 @@ impl GridSection {
                         latents[l] = values;
                         continue;
                     }
-                    let parent = latents.get(l + 1).map(|p| LevelView {
-                        dims: latent_dims(dims, l as u8 + 1),
-                        values: p,
-                    });
+                    let parent = latents
+                        .get(l + 1)
+                        .map(|p| ParentLevel::new(latent_dims(dims, l as u8 + 1), p));
                     decode_level(
                         &net,
                         &table,
@@ -669,7 +668,7 @@ fn decode_level(
     level: usize,
     dims: [usize; 4],
     values: &mut [i32],
-    parent: Option<&LevelView>,
+    parent: Option<&ParentLevel>,
     chunks: &[entropy::Chunk],
     data: &[&[u8]],
 ) -> Result<(), String> {
