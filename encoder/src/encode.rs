@@ -736,7 +736,7 @@ fn encode_grid(
                     fitted.lambda,
                     filter_bytes,
                     finest,
-                    if finest { 1 } else { MAX_LOOP_FILTERS },
+                    MAX_LOOP_FILTERS,
                 );
             }
             Ok((section, fitted.lambda))

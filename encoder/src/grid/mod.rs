@@ -789,18 +789,19 @@ pub fn fit_scale(
 }
 
 /// The latent coder that codes `section`'s latents (scale grid `dims`) in
-/// fewer bytes, and those bytes: coder 2's 20× models learn slower, and on a
-/// small or odd section coder 1 can win. Coder 2 on a tie.
+/// the fewest bytes, and those bytes: coder 2's 20× models learn slower, and
+/// on a small or odd section coder 1 can win; coder 3's fast estimates
+/// follow local changes but are noisier where a model settles. The earlier
+/// on a tie.
 fn smaller_coder(mut section: GridSection, dims: [usize; 4]) -> (Coder, u64) {
-    section.coder = Coder::Contextual;
-    let contextual = section.latent_bytes(dims);
-    section.coder = Coder::Adaptive;
-    let adaptive = section.latent_bytes(dims);
-    if adaptive < contextual {
-        (Coder::Adaptive, adaptive)
-    } else {
-        (Coder::Contextual, contextual)
-    }
+    [Coder::TwoRate, Coder::Contextual, Coder::Adaptive]
+        .into_iter()
+        .map(|coder| {
+            section.coder = coder;
+            (coder, section.latent_bytes(dims))
+        })
+        .min_by_key(|&(_, bytes)| bytes)
+        .expect("three candidates")
 }
 
 /// Time cap: after a few steps, and again every 25, fit the schedule to the

@@ -258,6 +258,7 @@ impl GridSection {
             Coder::Fixed => 0,
             Coder::Adaptive => 1,
             Coder::Contextual => 2,
+            Coder::TwoRate => 3,
         });
         out.put_u8(self.filter_flag());
         for d in dims {
@@ -445,9 +446,10 @@ impl GridSection {
             0 => Coder::Fixed,
             1 => Coder::Adaptive,
             2 => Coder::Contextual,
+            3 => Coder::TwoRate,
             c => {
                 return Err(FormatError::Invalid(format!(
-                    "latent coder {c}, expected 0 (fixed), 1 (adaptive) or 2 (contextual)"
+                    "latent coder {c}, expected 0 (fixed), 1 (adaptive), 2 (contextual) or 3 (two-rate)"
                 )))
             }
         };
