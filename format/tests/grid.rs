@@ -347,7 +347,7 @@ fn entropy_coding_known_answer() {
         (Coder::Fixed, (114284, 761974623122778164)),
         (Coder::Adaptive, (5819, 10130517315726724004)),
         (Coder::Contextual, (6709, 17199628573010528062)),
-        (Coder::TwoRate, (6715, 7283388220027828275)),
+        (Coder::TwoRate, (7979, 3277551168587272794)),
     ] {
         s.coder = coder;
         let bytes = s.to_bytes(&info.header());

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use strata_format::grid::entropy::Coder;
 use strata_format::grid::GridArchitecture;
 use strata_format::synth::{
     default_architecture, random_grid_scale, random_scales, with_random_lifting,
@@ -133,6 +134,9 @@ fn main() {
             if l == 0 {
                 section = with_random_loop_filter(section, &mut rng);
             }
+            // Every latent coder across the seeds and scales.
+            section.coder =
+                [Coder::Contextual, Coder::TwoRate, Coder::Adaptive][(i + l as usize) % 3];
             w.add_scale(&section).expect("add grid scale");
         }
         let bytes = w.finish().expect("finish archive");
