@@ -301,9 +301,9 @@ impl BitModel {
         (mean >> (MODEL_BITS - FIXED_BITS)).clamp(1, FIXED_ONE as u32 - 1) as u16
     }
 
-    /// Moves P(0) towards the decision made: p += ((0 or 2^22) − p)·rate
-    /// >> 16 (64-bit, arithmetic shift); with `two_rates` the fast estimate
-    /// too, at a rate of at least [`FAST_RATE`].
+    /// Moves P(0) towards the decision made: p += ((0 or 2^22) − p)·rate,
+    /// shifted right by 16 (64-bit, arithmetic shift); with `two_rates` the
+    /// fast estimate too, at a rate of at least [`FAST_RATE`].
     #[inline]
     fn update(&mut self, bit: bool, two_rates: bool) {
         let target = if bit { 0 } else { 1i64 << MODEL_BITS };
